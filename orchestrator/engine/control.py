@@ -1,0 +1,209 @@
+"""What callers outside the engine do to executions (CLI, API, tests): start,
+pause, resume, cancel, force an end, rerun or skip a task, complete an async
+action, and read the results. Each call is one transaction."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from orchestrator.dsl.spec import Document
+from orchestrator.engine import dataflow, specs, steps, tasks, workflows
+from orchestrator.engine.states import ActionState as A
+from orchestrator.engine.states import TaskState as T
+from orchestrator.engine.states import WorkflowState as W
+from orchestrator.engine.tx import Tx
+from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.store import schema
+from orchestrator.store.db import Store
+
+
+@contextmanager
+def _tx(store: Store, now: float | None = None):
+    with store.begin() as conn:
+        tx = Tx(conn, now, lock_rows=not store.is_sqlite)
+        yield tx
+        steps.drain(tx)
+        tx.flush()
+
+
+def resolve_workflow(doc: Document, name: str | None) -> str:
+    """A workflow's name as the user wrote it (``wf``, ``wb.wf``), or None if only one."""
+    if name is None:
+        if len(doc.workflows) == 1:
+            return next(iter(doc.workflows))
+        raise InvalidInput(
+            "this definition has several workflows; choose one with --workflow: "
+            + ", ".join(doc.workflows)
+        )
+    for candidate in (name, f"{doc.name}.{name}" if doc.name else None):
+        if candidate in doc.workflows:
+            return candidate
+    raise InvalidInput(f"no workflow {name!r}; this definition has: {', '.join(doc.workflows)}")
+
+
+def start(store: Store, doc: Document, workflow_name: str | None = None, input: dict | None = None,
+          *, env: dict | None = None, task_name: str | None = None,
+          execution_id: str | None = None, project: str = "default", description: str = "",
+          now: float | None = None) -> str:
+    """Start an execution; its first tasks run in the same transaction when they can."""
+    name = resolve_workflow(doc, workflow_name)
+    params = {"env": env or {}}
+    if task_name:
+        params["task_name"] = task_name
+    with _tx(store, now) as tx:
+        digest = specs.pin(tx.conn, doc, tx.now)
+        ex = workflows.start(tx, digest, name, input or {}, params, execution_id=execution_id,
+                             project=project, description=description)
+    return ex["id"]
+
+
+def pause(store: Store, execution_id: str) -> None:
+    with _tx(store) as tx:
+        ex = tx.execution(execution_id)
+        if ex["state"] != W.RUNNING.value:
+            raise Conflict(f"execution {execution_id} is {ex['state']}: only RUNNING can pause")
+        workflows.pause(tx, ex, "paused by user")
+
+
+def resume(store: Store, execution_id: str) -> None:
+    with _tx(store) as tx:
+        ex = tx.execution(execution_id)
+        if ex["state"] != W.PAUSED.value:
+            raise Conflict(f"execution {execution_id} is {ex['state']}: only PAUSED can resume")
+        workflows.resume(tx, ex)
+
+
+def cancel(store: Store, execution_id: str, info: str = "cancelled by user") -> None:
+    with _tx(store) as tx:
+        ex = tx.execution(execution_id)
+        if ex["state"] not in (W.RUNNING.value, W.PAUSED.value):
+            raise Conflict(f"execution {execution_id} is {ex['state']}: it cannot be cancelled")
+        workflows.cancel(tx, ex, info)
+
+
+def force_end(store: Store, execution_id: str, state: str, info: str | None = None) -> None:
+    """End an execution now with SUCCESS or ERROR (Mistral's stop_workflow)."""
+    if state not in (W.SUCCESS.value, W.ERROR.value):
+        raise InvalidInput("state must be SUCCESS or ERROR")
+    with _tx(store) as tx:
+        ex = tx.execution(execution_id)
+        if ex["state"] not in (W.RUNNING.value, W.PAUSED.value):
+            raise Conflict(f"execution {execution_id} is {ex['state']}: it has already ended")
+        workflows.finish(tx, ex, state, info or f"set to {state} by user")
+
+
+def _reopen(tx: Tx, ex: dict, task: dict) -> None:
+    if ex["state"] == W.ERROR.value:
+        tx.set_state("workflow", ex, W.RUNNING.value, None)
+        ex["output"] = ex["finished_at"] = None
+    if not task["flags"].get("handled") and task["flags"].pop("counted", False):
+        ex["unhandled_errors"] -= 1
+    tx.touch("workflow", ex)
+
+
+def rerun_task(store: Store, task_id: str, reset: bool = True) -> None:
+    """Run a failed task again: all of it, or (``reset=False``, with-items) only the
+    items that failed."""
+    with _tx(store) as tx:
+        task = tx.task(task_id)
+        ex = tx.execution(task["execution_id"])
+        if task["state"] != T.ERROR.value:
+            raise Conflict(f"task {task['name']!r} is {task['state']}: only ERROR tasks rerun")
+        if ex["state"] not in (W.ERROR.value, W.RUNNING.value, W.PAUSED.value):
+            raise Conflict(f"execution {ex['id']} is {ex['state']}: its tasks cannot rerun")
+        spec = tasks.spec_of(tx, ex, task)
+        if not reset and spec.with_items is None:
+            raise InvalidInput("reset=false reruns failed items and needs a with-items task")
+        if task["flags"].get("join") or task["started_at"] is None:
+            raise Conflict(f"task {task['name']!r} never started: it cannot rerun")
+        _reopen(tx, ex, task)
+        failed = tasks.supersede(tx, task, only_failed=not reset)
+        if reset:
+            task.update(items_started=0, items_done=0, items_failed=0)
+        else:
+            task["items_done"] -= len(failed)
+            task["items_failed"] = 0
+            task["items_started"] -= len(failed)
+            task["flags"]["relaunch"] = failed
+        task["attempt"] += 1
+        task["is_end"] = False
+        task["flags"].pop("waited_after", None)
+        task["flags"]["handled"] = False
+        dataflow.forget(task["id"])
+        tx.set_state("task", task, T.RUNNING.value, None, rerun=True, reset=reset)
+        ex["active_tasks"] += 1
+        tasks.pump(tx, ex, task)
+        workflows.settle(tx, ex)
+
+
+def skip_task(store: Store, task_id: str) -> None:
+    """Mark a failed task SKIPPED and go on as if it had succeeded."""
+    with _tx(store) as tx:
+        task = tx.task(task_id)
+        ex = tx.execution(task["execution_id"])
+        if task["state"] != T.ERROR.value:
+            raise Conflict(f"task {task['name']!r} is {task['state']}: only ERROR tasks skip")
+        _reopen(tx, ex, task)
+        tx.set_state("task", task, T.SKIPPED.value, "skipped by user")
+        tasks.follow(tx, ex, task, "SKIPPED", 0, handled=True)
+        workflows.settle(tx, ex)
+
+
+def complete_action(store: Store, action_id: str, state: str, output=None) -> None:
+    """Complete an asynchronous action from outside (SUCCESS, ERROR or CANCELLED)."""
+    if state not in (A.SUCCESS.value, A.ERROR.value, A.CANCELLED.value):
+        raise InvalidInput("state must be SUCCESS, ERROR or CANCELLED")
+    with _tx(store) as tx:
+        action = tx.action(action_id)
+        ex = tx.execution(action["execution_id"])
+        if action["state"] != A.RUNNING.value:
+            raise Conflict(f"action execution {action_id} is {action['state']}, not RUNNING")
+        tx.flush()
+        tx.conn.execute(schema.work.delete().where(schema.work.c.action_id == action_id))
+        ok = state == A.SUCCESS.value
+        info = None if ok else (str(output) if output is not None else "Unknown error")
+        if state == A.CANCELLED.value:
+            info = "action cancelled"
+        tasks.action_done(tx, ex, action, ok, output, info)
+        workflows.settle(tx, ex)
+
+
+# -- reading ------------------------------------------------------------------------
+def execution(store: Store, execution_id: str) -> dict:
+    with store.connect() as conn:
+        row = conn.execute(select(schema.executions).where(
+            schema.executions.c.id == execution_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"execution {execution_id} not found")
+    return dict(row)
+
+
+def task_rows(store: Store, execution_id: str) -> list[dict]:
+    t = schema.task_executions
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(t).where(t.c.execution_id == execution_id).order_by(t.c.seq)).mappings()]
+
+
+def action_rows(store: Store, task_id: str) -> list[dict]:
+    a = schema.action_executions
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(a).where(a.c.task_execution_id == task_id)
+            .order_by(a.c.item_index, a.c.created_at)).mappings()]
+
+
+def summary(store: Store, execution_id: str) -> dict:
+    """The execution as ``orchestrator run --json`` prints it."""
+    ex = execution(store, execution_id)
+    return {
+        "id": ex["id"], "workflow_name": ex["workflow_name"], "state": ex["state"],
+        "state_info": ex["state_info"], "output": ex["output"],
+        "tasks": [
+            {"id": t["id"], "name": t["name"], "state": t["state"],
+             "state_info": t["state_info"], "published": t["published"] or {},
+             "result": t["result"]}
+            for t in task_rows(store, execution_id)
+        ],
+    }

@@ -1,0 +1,195 @@
+"""One engine step's transaction: the rows it read or made, and the writes it
+will do at commit, batched.
+
+Rows are plain dicts. New rows are inserted at flush with one ``executemany``
+per table; changed rows are written with a guarded UPDATE (``WHERE id = :id
+AND state = :state_at_load``), so a row that someone else moved in the
+meantime aborts the step (``StaleState``) instead of being overwritten.
+Every state change goes through :meth:`Tx.set_state` (the transition tables)
+and writes an event row in the same transaction.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+
+from sqlalchemy import delete, insert, select, update
+
+from orchestrator.engine import states
+from orchestrator.errors import OrchestratorError
+from orchestrator.store import schema
+
+TABLES = {
+    "workflow": schema.executions,
+    "task": schema.task_executions,
+    "action": schema.action_executions,
+}
+# Work kinds an engine step may process at once in the same transaction.
+LOCAL_KINDS = frozenset({"start_task", "continue"})
+
+
+class StaleState(OrchestratorError):
+    """A row changed under this step; the step is rolled back and retried."""
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Tx:
+    def __init__(self, conn, now: float | None = None, lock_rows: bool = False):
+        self.conn = conn
+        self.now = time.time() if now is None else now
+        self.lock_rows = lock_rows  # PostgreSQL: SELECT ... FOR UPDATE on executions
+        self.rows: dict[str, dict[str, dict]] = {k: {} for k in TABLES}
+        self._loaded_state: dict[tuple[str, str], str] = {}
+        self._new: dict[str, list[str]] = {k: [] for k in TABLES}
+        self._dirty: set[tuple[str, str]] = set()
+        self._links: list[dict] = []
+        self._events: list[dict] = []
+        self._work: list[dict] = []
+        self.local: deque[dict] = deque()
+        self.woke = False  # new due work was written: wake the workers
+
+    # -- reading -----------------------------------------------------------------
+    def _load(self, kind: str, row_id: str, lock: bool = False) -> dict:
+        cached = self.rows[kind].get(row_id)
+        if cached is not None:
+            return cached
+        table = TABLES[kind]
+        stmt = select(table).where(table.c.id == row_id)
+        if lock and self.lock_rows:
+            stmt = stmt.with_for_update()
+        found = self.conn.execute(stmt).mappings().first()
+        if found is None:
+            from orchestrator.errors import NotFound
+
+            raise NotFound(f"{kind} execution {row_id} not found")
+        row = dict(found)
+        self.rows[kind][row_id] = row
+        self._loaded_state[(kind, row_id)] = row["state"]
+        return row
+
+    def execution(self, execution_id: str) -> dict:
+        """The execution row, locked for the rest of the transaction."""
+        return self._load("workflow", execution_id, lock=True)
+
+    def task(self, task_id: str) -> dict:
+        return self._load("task", task_id)
+
+    def action(self, action_id: str) -> dict:
+        return self._load("action", action_id)
+
+    def adopt(self, kind: str, rows) -> list[dict]:
+        """Put rows read by a query into the identity map (cached rows win)."""
+        out = []
+        for found in rows:
+            row_id = found["id"]
+            if row_id not in self.rows[kind]:
+                self.rows[kind][row_id] = dict(found)
+                self._loaded_state[(kind, row_id)] = found["state"]
+            out.append(self.rows[kind][row_id])
+        return out
+
+    # -- writing -----------------------------------------------------------------
+    def add(self, kind: str, row: dict) -> dict:
+        self.rows[kind][row["id"]] = row
+        self._new[kind].append(row["id"])
+        return row
+
+    def touch(self, kind: str, row: dict) -> None:
+        if (kind, row["id"]) in self._loaded_state:
+            self._dirty.add((kind, row["id"]))
+
+    def set_state(self, kind: str, row: dict, new: str, info: str | None = None, **data) -> bool:
+        """Apply a state change allowed by the table; False if already in ``new``."""
+        if not states.check(kind, row["state"], new):
+            return False
+        row["state"] = new
+        if info is not None or "state_info" in row:
+            row["state_info"] = info
+        self.touch(kind, row)
+        if kind == "workflow":
+            execution_id, task_id = row["id"], None
+        else:
+            execution_id, task_id = row["execution_id"], row.get("task_execution_id", row["id"])
+        event = {"state": new}
+        if info:
+            event["info"] = info
+        event.update(data)
+        self.event(execution_id, f"{kind}.{new}", task_id, event)
+        return True
+
+    def event(self, execution_id: str, kind: str, task_id: str | None = None, data=None) -> None:
+        self._events.append(
+            {"execution_id": execution_id, "task_id": task_id, "at": self.now, "kind": kind,
+             "data": data}
+        )
+
+    def link(self, task_id: str, from_task_id: str, seq: int) -> None:
+        self._links.append({"task_id": task_id, "from_task_id": from_task_id, "seq": seq})
+
+    def add_work(self, kind: str, execution_id: str, *, task_id=None, action_id=None,
+                 payload=None, delay: float = 0.0, held: bool = False) -> None:
+        item = {
+            "kind": kind, "execution_id": execution_id, "task_id": task_id,
+            "action_id": action_id, "payload": payload, "due_at": self.now + (delay or 0),
+            "held": held, "lease_owner": None, "lease_until": None,
+        }
+        if kind in LOCAL_KINDS and not held and not delay:
+            self.local.append(item)
+        else:
+            self._work.append(item)
+            self.woke = self.woke or not held
+
+    def spill_local(self) -> None:
+        """Persist local work this step did not get to (it runs in a later step)."""
+        while self.local:
+            self._work.append(self.local.popleft())
+            self.woke = True
+
+    def flush(self) -> None:
+        conn = self.conn
+        for kind, table in TABLES.items():
+            ids = self._new[kind]
+            if ids:
+                rows = [self.rows[kind][i] for i in ids]
+                conn.execute(insert(table), rows)
+                for i in ids:
+                    self._loaded_state[(kind, i)] = self.rows[kind][i]["state"]
+                self._new[kind] = []
+        for kind, row_id in sorted(self._dirty):
+            table = TABLES[kind]
+            row = self.rows[kind][row_id]
+            values = {k: v for k, v in row.items() if k != "id"}
+            if kind == "workflow":
+                values["updated_at"] = self.now
+            if kind == "action":
+                values["updated_at"] = self.now
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == row_id, table.c.state == self._loaded_state[(kind, row_id)])
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise StaleState(f"{kind} {row_id} changed under this step")
+            self._loaded_state[(kind, row_id)] = row["state"]
+        self._dirty.clear()
+        if self._links:
+            conn.execute(insert(schema.task_links), self._links)
+            self._links = []
+        if self._events:
+            conn.execute(insert(schema.events), self._events)
+            self._events = []
+        if self._work:
+            conn.execute(insert(schema.work), self._work)
+            self._work = []
+
+    def delete_work(self, work_id: int, owner: str | None = None) -> bool:
+        """Remove a claimed work row; with ``owner``, only while its lease is ours."""
+        w = schema.work
+        stmt = delete(w).where(w.c.id == work_id)
+        if owner is not None:
+            stmt = stmt.where(w.c.lease_owner == owner)
+        return self.conn.execute(stmt).rowcount == 1

@@ -1,0 +1,289 @@
+"""The engine process loop: claim due work, run actions under leases.
+
+``Worker.run_once(now)`` is one steppable round (tests drive time with it);
+``start()`` runs rounds in a thread and actions on a thread pool, with a
+heartbeat that renews the leases of running actions. A lease that expires
+(its process died) makes the action claimable again: the action runs again
+with the same idempotency key, at most once more per dead process.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select, update
+
+from orchestrator.actions import registry
+from orchestrator.engine import launch, steps, tasks, workflows
+from orchestrator.engine.states import ActionState as A
+from orchestrator.engine.states import WorkflowState as W
+from orchestrator.engine.tx import StaleState, Tx
+from orchestrator.errors import OrchestratorError
+from orchestrator.store import schema
+from orchestrator.store.db import Store
+
+log = logging.getLogger(__name__)
+w = schema.work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Worker:
+    def __init__(self, store: Store, *, threads: int = 8, lease: float = 30.0,
+                 poll: float = 0.5, batch: int = 100):
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.threads, self.lease, self.poll, self.batch = threads, lease, poll, batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._inflight: set[int] = set()
+        self._inflight_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- one round -----------------------------------------------------------------
+    def _tx(self, conn, now):
+        return Tx(conn, now, lock_rows=not self.store.is_sqlite)
+
+    def _claim_stmt(self, now: float, kinds_action: bool, limit: int):
+        cond = [w.c.held.is_(False), w.c.due_at <= now]
+        if kinds_action:
+            cond += [w.c.kind == "run_action",
+                     (w.c.lease_until.is_(None)) | (w.c.lease_until < now)]
+        else:
+            cond.append(w.c.kind != "run_action")
+        stmt = select(w).where(*cond).order_by(w.c.due_at, w.c.id).limit(limit)
+        if not self.store.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return stmt
+
+    def step(self, now: float | None = None) -> int:
+        """Claim and apply due engine work in one transaction; the number applied."""
+        claimed: list[dict] = []
+        try:
+            with self.store.begin() as conn:
+                tx = self._tx(conn, now)
+                claimed = [dict(r) for r in conn.execute(
+                    self._claim_stmt(tx.now, False, self.batch)).mappings()]
+                claimed.sort(key=lambda r: r["execution_id"])  # one lock order: no deadlock
+                for item in claimed:
+                    tx.delete_work(item["id"])
+                    steps.process(tx, item)
+                steps.drain(tx)
+                tx.flush()
+        except StaleState:
+            return 0
+        except Exception:
+            if len(claimed) > 1:  # find the bad item: apply one at a time
+                for item in claimed:
+                    self._step_one(item, now)
+                return len(claimed)
+            if claimed:
+                self._quarantine(claimed[0], traceback.format_exc())
+            return len(claimed)
+        if tx.woke:
+            self._wake.set()
+        return len(claimed)
+
+    def _step_one(self, item: dict, now) -> None:
+        try:
+            with self.store.begin() as conn:
+                tx = self._tx(conn, now)
+                if not tx.delete_work(item["id"]):
+                    return
+                steps.process(tx, item)
+                steps.drain(tx)
+                tx.flush()
+        except StaleState:
+            return
+        except Exception:
+            self._quarantine(item, traceback.format_exc())
+
+    def _quarantine(self, item: dict, trace: str) -> None:
+        """A work item our code cannot apply: fail its execution rather than leave
+        it stuck in RUNNING, and keep the traceback in the log and the event."""
+        log.error("internal error applying %s for execution %s:\n%s",
+                  item["kind"], item["execution_id"], trace)
+        with self.store.begin() as conn:
+            tx = self._tx(conn, None)
+            tx.delete_work(item["id"])
+            ex = tx.execution(item["execution_id"])
+            tx.event(ex["id"], "internal_error", item.get("task_id"), {"traceback": trace})
+            if ex["state"] in (W.RUNNING.value, W.PAUSED.value):
+                last = trace.strip().splitlines()[-1]
+                tx.set_state("workflow", ex, W.ERROR.value,
+                             f"internal error while applying {item['kind']}: {last}")
+            tx.flush()
+
+    def claim_actions(self, now: float | None = None, limit: int | None = None) -> list[dict]:
+        limit = self.threads if limit is None else limit
+        if limit <= 0:
+            return []
+        with self.store.begin() as conn:
+            now = time.time() if now is None else now
+            rows = [dict(r) for r in conn.execute(self._claim_stmt(now, True, limit)).mappings()]
+            if not rows:
+                return []
+            ids = [r["id"] for r in rows]
+            conn.execute(update(w).where(w.c.id.in_(ids))
+                         .values(lease_owner=self.owner, lease_until=now + self.lease))
+            a = schema.action_executions
+            conn.execute(update(a).where(a.c.id.in_([r["action_id"] for r in rows]))
+                         .values(runs=a.c.runs + 1))
+        return rows
+
+    def execute(self, item: dict, now: float | None = None) -> None:
+        """Run a claimed action outside any transaction, then apply its result."""
+        with self.store.connect() as conn:
+            a = schema.action_executions
+            action = conn.execute(select(a).where(a.c.id == item["action_id"])).mappings().first()
+            ex_row = conn.execute(select(schema.executions).where(
+                schema.executions.c.id == item["execution_id"])).mappings().first()
+            task_row = conn.execute(select(schema.task_executions).where(
+                schema.task_executions.c.id == item["task_id"])).mappings().first()
+        if action is None or action["state"] != A.RUNNING.value or ex_row is None:
+            with self.store.begin() as conn:
+                self._tx(conn, now).delete_work(item["id"], self.owner)
+            return
+        instance = None
+        try:
+            instance = registry.get(action["name"])(**(action["input"] or {}))
+        except (OrchestratorError, TypeError, ValueError) as e:
+            ok, output, info = False, None, f"task {task_row['name']!r}: action: {e}"
+        else:
+            ok, output, info = launch.run(instance, launch.context_for(ex_row, task_row, action))
+        for _ in range(5):
+            try:
+                with self.store.begin() as conn:
+                    tx = self._tx(conn, now)
+                    ex = tx.execution(item["execution_id"])
+                    if not tx.delete_work(item["id"], self.owner):
+                        return  # our lease was taken over: the new owner decides
+                    row = tx.action(item["action_id"])
+                    if instance is not None and not instance.sync and ok:
+                        row["external_ref"] = output
+                        tx.touch("action", row)
+                        tx.event(ex["id"], "action.started", row["task_execution_id"],
+                                 {"action_id": row["id"], "external_ref": output})
+                    else:
+                        tasks.action_done(tx, ex, row, ok, output, info)
+                        workflows.settle(tx, ex)
+                    steps.drain(tx)
+                    tx.flush()
+                if tx.woke:
+                    self._wake.set()
+                return
+            except StaleState:
+                continue
+
+    def run_once(self, now: float | None = None) -> int:
+        """One synchronous round: engine work, then due actions. Work done."""
+        done = self.step(now)
+        for item in self.claim_actions(now):
+            self.execute(item, now)
+            done += 1
+        return done
+
+    def run_until_idle(self, now: float | None = None, rounds: int = 100000) -> None:
+        for _ in range(rounds):
+            if not self.run_once(now):
+                return
+
+    def next_due(self) -> float | None:
+        with self.store.connect() as conn:
+            return conn.execute(select(func.min(w.c.due_at)).where(
+                w.c.held.is_(False),
+                (w.c.lease_owner.is_(None)) | (w.c.lease_until < time.time()))).scalar()
+
+    def release_dead_leases(self) -> int:
+        """Leases held by processes of this host that no longer exist."""
+        host = socket.gethostname()
+        with self.store.begin() as conn:
+            owners = [r[0] for r in conn.execute(
+                select(w.c.lease_owner).where(w.c.lease_owner.is_not(None)).distinct())]
+            dead = [o for o in owners
+                    if o.split(":")[0] == host and not _alive(int(o.split(":")[1]))]
+            if not dead:
+                return 0
+            return conn.execute(update(w).where(w.c.lease_owner.in_(dead))
+                                .values(lease_owner=None, lease_until=None)).rowcount
+
+    # -- threads -------------------------------------------------------------------
+    def start(self) -> "Worker":
+        self.release_dead_leases()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="action")
+        for target in (self._loop, self._heartbeat):
+            t = threading.Thread(target=target, name=f"worker-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        if self._pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._threads = []
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                busy = self.step()
+                with self._inflight_lock:
+                    free = self.threads - len(self._inflight)
+                for item in self.claim_actions(limit=free):
+                    with self._inflight_lock:
+                        self._inflight.add(item["id"])
+                    self._pool.submit(self._run_claimed, item)
+                    busy += 1
+            except Exception:
+                log.exception("worker round failed")
+                busy = 0
+            if busy:
+                continue
+            due = self.next_due()
+            wait = self.poll if due is None else max(0.0, min(self.poll, due - time.time()))
+            self._wake.wait(wait)
+
+    def _run_claimed(self, item: dict) -> None:
+        try:
+            self.execute(item)
+        except Exception:
+            log.exception("action %s failed to complete", item["action_id"])
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(item["id"])
+            self._wake.set()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            with self._inflight_lock:
+                ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                with self.store.begin() as conn:
+                    conn.execute(update(w).where(w.c.id.in_(ids), w.c.lease_owner == self.owner)
+                                 .values(lease_until=time.time() + self.lease))
+            except Exception:
+                log.exception("lease heartbeat failed")
