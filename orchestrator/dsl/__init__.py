@@ -8,6 +8,7 @@ each with file, line, YAML path and, where a name was mistyped, a suggestion.
 """
 from __future__ import annotations
 
+from orchestrator.actions import registry
 from orchestrator.dsl.parser import parse
 from orchestrator.dsl.spec import Document
 from orchestrator.dsl.validate import Checker
@@ -26,8 +27,6 @@ def load(text: str, file: str | None = None, *, lookup_action=None,
     ``lookup_workflow(name)`` returns the WorkflowSpec of a workflow defined
     elsewhere, or None (default: only the document's own workflows exist).
     """
-    from orchestrator.actions import registry
-
     source = Source(text, file)
     doc, layout = parse(source)
     # Hints come from the registry even with a custom lookup, which usually wraps it.

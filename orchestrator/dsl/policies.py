@@ -59,21 +59,21 @@ def read_condition(ctx, value, path):
 def read_retry(ctx, value, path):
     """``{count, delay, break-on, continue-on}`` or the one-line ``count=3 delay=1``."""
     src = ctx.source
-    keyed_path = path
-    if isinstance(value, str) and not (has_expression(value) and "=" not in value):
+    one_line = isinstance(value, str)
+    if one_line:
         try:
             value = parse_params(split_words(value))
         except InlineError as exc:
             src.report(path, f"bad retry policy: {exc}")
             return None
-        keyed_path = None  # one-line form: every problem points at `retry` itself
     if not isinstance(value, dict):
         src.report(path, "retry must be a mapping like {count: 3, delay: 1} or "
                          "'count=3 delay=1'")
         return None
 
     def where(key):
-        return path if keyed_path is None else path + (key,)
+        # The one-line form has no YAML node per key: point at `retry` itself.
+        return path if one_line else path + (key,)
 
     ok = True
     for key in value:

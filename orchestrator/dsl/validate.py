@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from orchestrator.actions import registry
 from orchestrator.dsl.expressions import check_syntax, has_expression
 from orchestrator.dsl.parser import Layout
 from orchestrator.dsl.spec import ActionSpec, Document, WorkflowSpec
@@ -21,6 +22,8 @@ _UNCLOSED = ((re.compile(r"<%(?!.*%>)", re.DOTALL), "<%", "%>"),
 
 
 class Checker:
+    """Cross-reference checks over one parsed document; ``run`` reports into the Source."""
+
     def __init__(self, doc: Document, source: Source, layout: Layout,
                  lookup_action, lookup_workflow, action_names=()):
         self.doc, self.source, self.layout = doc, source, layout
@@ -57,8 +60,6 @@ class Checker:
         if isinstance(action, ActionSpec):
             required = [p.name for p in action.input if p.required]
             return required, {p.name: p.default for p in action.input if not p.required}, False
-        from orchestrator.actions import registry
-
         return registry.params(action)
 
     def _unknown_action(self, name: str, path: tuple) -> None:
@@ -138,7 +139,7 @@ class Checker:
         if kwargs:
             return
         for name in given:
-            if name not in known:
+            if name not in known and not has_expression(name):  # computed keys: run time
                 where = input_path + (name,) if name in explicit else call_path
                 takes = ", ".join(known) if known else "nothing"
                 self.source.report(where, f"unknown input {name!r} for {what}"

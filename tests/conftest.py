@@ -1,0 +1,99 @@
+"""Shared fixtures: a store on SQLite (a temporary file per test) and on the
+PostgreSQL server of this machine (one database per test session, emptied
+between tests), and a helper that runs a workflow to its end."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from orchestrator import dsl
+from orchestrator.engine import control
+from orchestrator.engine.worker import Worker
+from orchestrator.store.db import Store
+from orchestrator.store.schema import metadata
+
+PG_ADMIN_URL = os.environ.get("ORCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    import psycopg
+
+    name = f"orch_test_{uuid.uuid4().hex[:8]}"
+    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql://", 1)
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as e:  # pragma: no cover - CI always has it
+        pytest.fail(f"PostgreSQL is needed for the store tests: {e}")
+    conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_store(pg_url):
+    s = Store(pg_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """A migrated, empty store on each backend."""
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'orchestrator.db'}")
+        yield s
+        s.dispose()
+        return
+    s = request.getfixturevalue("pg_store")
+    with s.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield s
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'orchestrator.db'}")
+    yield s
+    s.dispose()
+
+
+class Runner:
+    """Runs workflow text on a store with a steppable worker (no threads)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.worker = Worker(store)
+
+    def start(self, text_: str, input: dict | None = None, workflow: str | None = None, **kw):
+        doc = dsl.load(text_, "test.yaml")
+        return control.start(self.store, doc, workflow, input or {}, **kw)
+
+    def drive(self, now: float | None = None) -> None:
+        self.worker.run_until_idle(now)
+
+    def run(self, text_: str, input: dict | None = None, workflow: str | None = None, **kw):
+        """Start and drive until nothing is due; return the run summary."""
+        execution_id = self.start(text_, input, workflow, **kw)
+        self.drive()
+        return self.summary(execution_id)
+
+    def summary(self, execution_id: str) -> dict:
+        return control.summary(self.store, execution_id)
+
+    @staticmethod
+    def task(summary: dict, name: str) -> dict:
+        found = [t for t in summary["tasks"] if t["name"] == name]
+        assert found, f"no task {name!r} in {[t['name'] for t in summary['tasks']]}"
+        return found[-1]
+
+
+@pytest.fixture
+def runner(store):
+    return Runner(store)
