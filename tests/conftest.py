@@ -51,10 +51,15 @@ def store(request, tmp_path):
         s.dispose()
         return
     s = request.getfixturevalue("pg_store")
-    with s.begin() as conn:
+    empty(s)
+    yield s
+
+
+def empty(store: Store) -> None:
+    """Delete every row of every table (PostgreSQL tests share one database)."""
+    with store.begin() as conn:
         names = ", ".join(t.name for t in metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield s
 
 
 @pytest.fixture

@@ -3,16 +3,19 @@ pause, resume, cancel, force an end, rerun or skip a task, complete an async
 action, and read the results. Each call is one transaction."""
 from __future__ import annotations
 
+import functools
+import time
 from contextlib import contextmanager
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.dsl.spec import Document
 from orchestrator.engine import dataflow, specs, steps, tasks, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.states import TaskState as T
 from orchestrator.engine.states import WorkflowState as W
-from orchestrator.engine.tx import Tx
+from orchestrator.engine.tx import StaleState, Tx
 from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.store import schema
 from orchestrator.store.db import Store
@@ -25,6 +28,22 @@ def _tx(store: Store, now: float | None = None):
         yield tx
         steps.drain(tx)
         tx.flush()
+
+
+def _retrying(fn):
+    """Run again when the transaction lost a race (a row moved, a deadlock victim)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for attempt in range(8):
+            try:
+                return fn(*args, **kwargs)
+            except (StaleState, OperationalError):
+                if attempt == 7:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+
+    return wrapper
 
 
 def resolve_workflow(doc: Document, name: str | None) -> str:
@@ -42,6 +61,7 @@ def resolve_workflow(doc: Document, name: str | None) -> str:
     raise InvalidInput(f"no workflow {name!r}; this definition has: {', '.join(doc.workflows)}")
 
 
+@_retrying
 def start(store: Store, doc: Document, workflow_name: str | None = None, input: dict | None = None,
           *, env: dict | None = None, task_name: str | None = None,
           execution_id: str | None = None, project: str = "default", description: str = "",
@@ -58,6 +78,7 @@ def start(store: Store, doc: Document, workflow_name: str | None = None, input: 
     return ex["id"]
 
 
+@_retrying
 def pause(store: Store, execution_id: str) -> None:
     with _tx(store) as tx:
         ex = tx.execution(execution_id)
@@ -66,6 +87,7 @@ def pause(store: Store, execution_id: str) -> None:
         workflows.pause(tx, ex, "paused by user")
 
 
+@_retrying
 def resume(store: Store, execution_id: str) -> None:
     with _tx(store) as tx:
         ex = tx.execution(execution_id)
@@ -74,6 +96,7 @@ def resume(store: Store, execution_id: str) -> None:
         workflows.resume(tx, ex)
 
 
+@_retrying
 def cancel(store: Store, execution_id: str, info: str = "cancelled by user") -> None:
     with _tx(store) as tx:
         ex = tx.execution(execution_id)
@@ -82,6 +105,7 @@ def cancel(store: Store, execution_id: str, info: str = "cancelled by user") -> 
         workflows.cancel(tx, ex, info)
 
 
+@_retrying
 def force_end(store: Store, execution_id: str, state: str, info: str | None = None) -> None:
     """End an execution now with SUCCESS or ERROR (Mistral's stop_workflow)."""
     if state not in (W.SUCCESS.value, W.ERROR.value):
@@ -102,6 +126,7 @@ def _reopen(tx: Tx, ex: dict, task: dict) -> None:
     tx.touch("workflow", ex)
 
 
+@_retrying
 def rerun_task(store: Store, task_id: str, reset: bool = True) -> None:
     """Run a failed task again: all of it, or (``reset=False``, with-items) only the
     items that failed."""
@@ -133,10 +158,12 @@ def rerun_task(store: Store, task_id: str, reset: bool = True) -> None:
         dataflow.forget(task["id"])
         tx.set_state("task", task, T.RUNNING.value, None, rerun=True, reset=reset)
         ex["active_tasks"] += 1
+        tx.touch("workflow", ex)  # supersede() flushed: mark the execution again
         tasks.pump(tx, ex, task)
         workflows.settle(tx, ex)
 
 
+@_retrying
 def skip_task(store: Store, task_id: str) -> None:
     """Mark a failed task SKIPPED and go on as if it had succeeded."""
     with _tx(store) as tx:
@@ -150,6 +177,7 @@ def skip_task(store: Store, task_id: str) -> None:
         workflows.settle(tx, ex)
 
 
+@_retrying
 def complete_action(store: Store, action_id: str, state: str, output=None) -> None:
     """Complete an asynchronous action from outside (SUCCESS, ERROR or CANCELLED)."""
     if state not in (A.SUCCESS.value, A.ERROR.value, A.CANCELLED.value):

@@ -18,6 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.actions import registry
 from orchestrator.engine import launch, steps, tasks, workflows
@@ -85,7 +86,10 @@ class Worker:
                     steps.process(tx, item)
                 steps.drain(tx)
                 tx.flush()
-        except StaleState:
+        except (StaleState, OperationalError) as e:
+            # Someone moved a row, a deadlock victim, or the database is busy:
+            # nothing was committed, the same work is claimed again next round.
+            log.debug("step rolled back, will retry: %s", e)
             return 0
         except Exception:
             if len(claimed) > 1:  # find the bad item: apply one at a time
@@ -108,7 +112,7 @@ class Worker:
                 steps.process(tx, item)
                 steps.drain(tx)
                 tx.flush()
-        except StaleState:
+        except (StaleState, OperationalError):
             return
         except Exception:
             self._quarantine(item, traceback.format_exc())
@@ -187,7 +191,8 @@ class Worker:
                 if tx.woke:
                     self._wake.set()
                 return
-            except StaleState:
+            except (StaleState, OperationalError):
+                time.sleep(0.05)
                 continue
 
     def run_once(self, now: float | None = None) -> int:
