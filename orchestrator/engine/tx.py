@@ -29,6 +29,64 @@ TABLES = {
 LOCAL_KINDS = frozenset({"start_task", "continue"})
 
 
+class Row(dict):
+    """A row of the identity map: any change marks it for writing at the next
+    flush, including changes made after an earlier flush of the same step and
+    changes to its ``flags`` dictionary."""
+
+    __slots__ = ("_tx", "_kind")
+
+    def __init__(self, tx: "Tx", kind: str, data):
+        super().__init__(data)
+        self._tx, self._kind = tx, kind
+        flags = self.get("flags")
+        if flags is not None and not isinstance(flags, _Flags):
+            dict.__setitem__(self, "flags", _Flags(self, flags))
+
+    def _changed(self) -> None:
+        self._tx.touch(self._kind, self)
+
+    def __setitem__(self, key, value):
+        if key == "flags" and not isinstance(value, _Flags):
+            value = _Flags(self, value or {})
+        super().__setitem__(key, value)
+        self._changed()
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+class _Flags(dict):
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Row, data):
+        super().__init__(data)
+        self._row = row
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._row._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._row._changed()
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._row._changed()
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        self._row._changed()
+        return value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
 class StaleState(OrchestratorError):
     """A row changed under this step; the step is rolled back and retried."""
 
@@ -66,7 +124,7 @@ class Tx:
             from orchestrator.errors import NotFound
 
             raise NotFound(f"{kind} execution {row_id} not found")
-        row = dict(found)
+        row = Row(self, kind, found)
         self.rows[kind][row_id] = row
         self._loaded_state[(kind, row_id)] = row["state"]
         return row
@@ -87,13 +145,14 @@ class Tx:
         for found in rows:
             row_id = found["id"]
             if row_id not in self.rows[kind]:
-                self.rows[kind][row_id] = dict(found)
+                self.rows[kind][row_id] = Row(self, kind, found)
                 self._loaded_state[(kind, row_id)] = found["state"]
             out.append(self.rows[kind][row_id])
         return out
 
     # -- writing -----------------------------------------------------------------
-    def add(self, kind: str, row: dict) -> dict:
+    def add(self, kind: str, data: dict) -> Row:
+        row = Row(self, kind, data)
         self.rows[kind][row["id"]] = row
         self._new[kind].append(row["id"])
         return row
