@@ -41,7 +41,7 @@ class CountingServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "CountingServer":
+    def __enter__(self) -> CountingServer:
         self.thread.start()
         return self
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.dsl.test_invalid import HERE as INVALID, expectations
+from tests.dsl.test_invalid import HERE as INVALID
+from tests.dsl.test_invalid import expectations
 
 ROOT = Path(__file__).parent.parent
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 from orchestrator.dsl import tasks as task_reader
 from orchestrator.dsl.spec import (
-    TASK_DEFAULT_KEYS, ActionSpec, Document, InputParam, TaskSpec, WorkflowSpec,
+    TASK_DEFAULT_KEYS,
+    ActionSpec,
+    Document,
+    InputParam,
+    TaskSpec,
+    WorkflowSpec,
 )
 from orchestrator.dsl.tasks import CLAUSES, TaskContext, hint
 from orchestrator.dsl.yamlsource import Source

@@ -158,7 +158,6 @@ def rerun_task(store: Store, task_id: str, reset: bool = True) -> None:
         dataflow.forget(task["id"])
         tx.set_state("task", task, T.RUNNING.value, None, rerun=True, reset=reset)
         ex["active_tasks"] += 1
-        tx.touch("workflow", ex)  # supersede() flushed: mark the execution again
         tasks.pump(tx, ex, task)
         workflows.settle(tx, ex)
 

@@ -20,7 +20,7 @@ class Graph:
         self.target = target  # reverse workflows: the task to reach
 
     @classmethod
-    def of(cls, spec: WorkflowSpec, task_name: str | None = None) -> "Graph":
+    def of(cls, spec: WorkflowSpec, task_name: str | None = None) -> Graph:
         if spec.type == "reverse":
             if not task_name:
                 raise InvalidInput(

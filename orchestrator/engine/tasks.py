@@ -91,6 +91,7 @@ def start(tx: Tx, ex: dict, task: dict, local: bool) -> None:
         return
     spec, flags = spec_of(tx, ex, task), task["flags"]
     ctx = dataflow.inbound(tx, ex, task)
+    field = "pause-before"
     try:
         if spec.pause_before and not flags.get("paused_before"):
             if dataflow.evaluate_in(tx, ex, task, spec.pause_before, ctx):
@@ -99,6 +100,7 @@ def start(tx: Tx, ex: dict, task: dict, local: bool) -> None:
                 tx.add_work("start_task", ex["id"], task_id=task["id"], held=True)
                 workflows.pause(tx, ex, f"pause-before task {task['name']!r}")
                 return
+        field = "wait-before"
         if spec.wait_before and not flags.get("waited_before"):
             delay = float(dataflow.evaluate_in(tx, ex, task, spec.wait_before, ctx) or 0)
             flags["waited_before"] = True
@@ -107,10 +109,12 @@ def start(tx: Tx, ex: dict, task: dict, local: bool) -> None:
                 tx.set_state("task", task, T.RUNNING_DELAYED.value, f"wait-before {delay}s")
                 tx.add_work("start_task", ex["id"], task_id=task["id"], delay=delay)
                 return
+        field = "with-items"
         items = _items(tx, ex, task, spec, ctx)
+        field = "timeout"
         timeout = spec.timeout and float(dataflow.evaluate_in(tx, ex, task, spec.timeout, ctx))
     except (ExpressionError, ValueError, TypeError) as e:
-        _fail_at_start(tx, ex, task, str(e))
+        _fail_at_start(tx, ex, task, f"{field}: {e}")
         return
     tx.set_state("task", task, T.RUNNING.value)
     task["started_at"] = tx.now
@@ -136,11 +140,11 @@ def _items(tx: Tx, ex: dict, task: dict, spec, ctx: dict) -> list | None:
     for var, source in zip(wi.vars, wi.sources):
         value = dataflow.evaluate_in(tx, ex, task, source, ctx)
         if not isinstance(value, list):
-            raise ValueError(f"with-items: {var!r} must be a list, got {type(value).__name__}")
+            raise ValueError(f"{var!r} must be a list, got {type(value).__name__}")
         lists.append(value)
     if len({len(v) for v in lists}) > 1:
         raise ValueError(
-            "with-items: lists of different lengths: "
+            "lists of different lengths: "
             + ", ".join(f"{v}={len(lst)}" for v, lst in zip(wi.vars, lists))
         )
     return [dict(zip(wi.vars, values)) for values in zip(*lists)]
@@ -156,7 +160,8 @@ def pump(tx: Tx, ex: dict, task: dict) -> None:
             limit = int(dataflow.evaluate_in(tx, ex, task, spec.concurrency,
                                              dataflow.inbound(tx, ex, task))) or total
         except (ExpressionError, ValueError, TypeError) as e:
-            finalize(tx, ex, task, ok=False, result=None, info=f"concurrency: {e}")
+            finalize(tx, ex, task, ok=False, result=None,
+                     info=f"task {task['name']!r}: concurrency: {e}")
             return
     while task["state"] == T.RUNNING.value:
         relaunch = task["flags"].get("relaunch") or []
@@ -231,13 +236,15 @@ def complete(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
     spec = spec_of(tx, ex, task)
     task["result"] = result
     ctx = dataflow.inbound(tx, ex, task)
+    field = "fail-on"
     try:
         if ok and spec.fail_on and dataflow.evaluate_in(tx, ex, task, spec.fail_on, ctx):
             ok, info = False, f"fail-on condition is true: {spec.fail_on}"
+        field = "retry"
         if spec.retry and not timed_out and _should_retry(tx, ex, task, spec.retry, ok, ctx):
             return
-    except ExpressionError as e:
-        ok, info = False, f"task {task['name']!r}: {e}"
+    except (ExpressionError, ValueError, TypeError) as e:
+        ok, info = False, f"task {task['name']!r}: {field}: {e}"
     if spec.wait_after and not task["flags"].get("waited_after"):
         try:
             delay = float(dataflow.evaluate_in(tx, ex, task, spec.wait_after, ctx) or 0)
@@ -320,6 +327,11 @@ def finalize(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
     spec = spec_of(tx, ex, task)
     task["result"] = result
     ctx = dataflow.inbound(tx, ex, task)
+    try:
+        keep = dataflow.evaluate_in(tx, ex, task, spec.keep_result, ctx)
+    except ExpressionError as e:
+        msg = f"task {task['name']!r}: keep-result: {e}"
+        keep, ok, info = True, False, f"{info}\n{msg}" if info and not ok else msg
     published = None
     for attempt_ok in ((True, False) if ok else (False,)):
         field = "publish" if attempt_ok else "publish-on-error"
@@ -333,7 +345,7 @@ def finalize(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
             info = f"{info}\n{msg}" if info and not attempt_ok else msg
     if published is not None and not isinstance(published, dict):
         published = None
-    if not dataflow.evaluate_in(tx, ex, task, spec.keep_result, ctx):
+    if not keep:
         task["result"] = None
     task["published"] = published or None
     task["finished_at"] = tx.now
@@ -356,7 +368,11 @@ def follow(tx: Tx, ex: dict, task: dict, outcome: str, start_at: int, handled: b
     took_task = start_at > 0
     for i in range(start_at, len(clauses)):
         tr = clauses[i]
-        if ex["state"] not in (W.RUNNING.value,):
+        if ex["state"] == W.PAUSED.value:
+            # Paused meanwhile (by a user, another task): the rest runs on resume.
+            _defer(tx, ex, task, outcome, i, handled)
+            return
+        if ex["state"] != W.RUNNING.value:
             break
         try:
             if tr.guard is not None and not dataflow.evaluate_in(tx, ex, task, tr.guard, ctx):
@@ -376,9 +392,7 @@ def follow(tx: Tx, ex: dict, task: dict, outcome: str, start_at: int, handled: b
             workflows.finish(tx, ex, W.ERROR.value, msg or f"failed by task {task['name']!r}")
             return
         elif tr.command == "pause":
-            ex["active_tasks"] += 1  # the rest of the list is still to do
-            tx.add_work("continue", ex["id"], task_id=task["id"], held=True,
-                        payload={"outcome": outcome, "next": i + 1, "handled": handled})
+            _defer(tx, ex, task, outcome, i + 1, handled)
             workflows.pause(tx, ex, msg)
             return
         elif tr.command is None:
@@ -388,6 +402,14 @@ def follow(tx: Tx, ex: dict, task: dict, outcome: str, start_at: int, handled: b
     task["flags"]["handled"] = handled
     tx.touch("task", task)
     _mark_unhandled(ex, task, outcome, handled)
+
+
+def _defer(tx: Tx, ex: dict, task: dict, outcome: str, next_clause: int,
+           handled: bool) -> None:
+    """Hold the rest of the task's clauses until the execution is resumed."""
+    ex["active_tasks"] += 1  # the rest of the list is still to do
+    tx.add_work("continue", ex["id"], task_id=task["id"], held=True,
+                payload={"outcome": outcome, "next": next_clause, "handled": handled})
 
 
 def _mark_unhandled(ex: dict, task: dict, outcome: str, handled: bool) -> None:

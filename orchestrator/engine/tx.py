@@ -36,7 +36,7 @@ class Row(dict):
 
     __slots__ = ("_tx", "_kind")
 
-    def __init__(self, tx: "Tx", kind: str, data):
+    def __init__(self, tx: Tx, kind: str, data):
         super().__init__(data)
         self._tx, self._kind = tx, kind
         flags = self.get("flags")

@@ -228,7 +228,7 @@ class Worker:
                                 .values(lease_owner=None, lease_until=None)).rowcount
 
     # -- threads -------------------------------------------------------------------
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.release_dead_leases()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="action")
         for target in (self._loop, self._heartbeat):

@@ -7,7 +7,13 @@ import pytest
 
 from orchestrator.dsl import load
 from orchestrator.dsl.spec import (
-    ActionSpec, Document, InputParam, RetrySpec, Transition, WithItemsSpec, to_dict,
+    ActionSpec,
+    Document,
+    InputParam,
+    RetrySpec,
+    Transition,
+    WithItemsSpec,
+    to_dict,
     workflow_from_dict,
 )
 from orchestrator.errors import InvalidDefinition
