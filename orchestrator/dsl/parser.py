@@ -276,11 +276,15 @@ def _parse_task(ctx: TaskContext, name: str, body, path: tuple, defaults: dict,
     fields = _apply_defaults(name, fields, defaults)
     publish = dict(fields.pop("publish", None) or {})
     publish_on_error = dict(fields.pop("publish_on_error", None) or {})
+    publish_on_skip = dict(fields.pop("publish_on_skip", None) or {})
     # The advanced on-* form carries its own publish; the task's own publish keys win.
     for clause in CLAUSES:
         key = clause.replace("-", "_")
         transitions, clause_publish = fields.pop(key, ((), {}))
         fields[key] = transitions
+        if clause == "on-skip":
+            publish_on_skip = {**clause_publish, **publish_on_skip}
+            continue
         if clause != "on-error":
             publish = {**clause_publish, **publish}
         if clause != "on-success":
@@ -293,7 +297,7 @@ def _parse_task(ctx: TaskContext, name: str, body, path: tuple, defaults: dict,
         fields["action"] = "std.noop"
     fields = {k: v for k, v in fields.items() if v is not None}
     return TaskSpec(name=name, publish=publish, publish_on_error=publish_on_error,
-                    line=ctx.source.line(path), **fields)
+                    publish_on_skip=publish_on_skip, line=ctx.source.line(path), **fields)
 
 
 def _apply_defaults(name: str, fields: dict, defaults: dict) -> dict:
@@ -308,7 +312,7 @@ def _apply_defaults(name: str, fields: dict, defaults: dict) -> dict:
             # Reverse workflows add the default prerequisites to the task's own.
             merged = out.get("requires", ()) + tuple(r for r in value if r != name)
             out[key] = tuple(dict.fromkeys(merged))
-        elif key in ("on_success", "on_error", "on_complete"):
+        elif key in ("on_success", "on_error", "on_complete", "on_skip"):
             if key not in out or not out[key][0]:  # an empty own clause takes the default
                 transitions, publish = value
                 own = tuple(t for t in transitions if t.command or t.target != name)

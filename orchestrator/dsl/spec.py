@@ -15,7 +15,7 @@ from typing import Any
 ENGINE_COMMANDS = ("succeed", "fail", "pause", "noop")
 # Task keys that may appear in task-defaults (Mistral's task_defaults.py).
 TASK_DEFAULT_KEYS = (
-    "on-success", "on-error", "on-complete", "requires", "retry", "wait-before",
+    "on-success", "on-error", "on-complete", "on-skip", "requires", "retry", "wait-before",
     "wait-after", "timeout", "pause-before", "concurrency", "fail-on", "safe-rerun",
 )
 
@@ -61,9 +61,11 @@ class TaskSpec:
     input: Any = field(default_factory=dict)  # dict (inline params merged, input wins) or expression
     publish: dict = field(default_factory=dict)
     publish_on_error: dict = field(default_factory=dict)
+    publish_on_skip: dict = field(default_factory=dict)
     on_success: tuple[Transition, ...] = ()
     on_error: tuple[Transition, ...] = ()
     on_complete: tuple[Transition, ...] = ()
+    on_skip: tuple[Transition, ...] = ()
     join: Any = None  # None, "all", "one" or int
     requires: tuple[str, ...] = ()
     with_items: WithItemsSpec | None = None
@@ -79,8 +81,9 @@ class TaskSpec:
     line: int = 0  # 1-based line of the task in the source, 0 when unknown
 
     def transitions(self):
-        """Every outgoing transition, in clause order (on-success, on-error, on-complete)."""
-        return self.on_success + self.on_error + self.on_complete
+        """Every outgoing transition, in clause order (on-success, on-error, on-complete,
+        on-skip)."""
+        return self.on_success + self.on_error + self.on_complete + self.on_skip
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def _transitions(items):
 
 def task_from_dict(d: dict) -> TaskSpec:
     d = dict(d)
-    for key in ("on_success", "on_error", "on_complete"):
+    for key in ("on_success", "on_error", "on_complete", "on_skip"):
         d[key] = _transitions(d[key])
     d["requires"] = tuple(d["requires"])
     if d["retry"] is not None:

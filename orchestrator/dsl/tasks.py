@@ -22,18 +22,17 @@ from orchestrator.dsl.inline import InlineError, parse_call
 from orchestrator.dsl.spec import ENGINE_COMMANDS, Transition, WithItemsSpec
 from orchestrator.dsl.yamlsource import Source
 
-CLAUSES = ("on-success", "on-error", "on-complete")
+CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
 DIRECT_ONLY = CLAUSES + ("join",)
 TASK_KEYS = (
-    "action", "workflow", "input", "publish", "publish-on-error", "join", "requires",
+    "action", "workflow", "input", "publish", "publish-on-error", "publish-on-skip", "join",
+    "requires",
     "with-items", "concurrency", "retry", "wait-before", "wait-after", "timeout",
     "pause-before", "fail-on", "keep-result", "safe-rerun",
 ) + CLAUSES
 # Accepted for Mistral compatibility but without effect here: there is one
 # executor pool (no `target` affinity) and task descriptions are not stored.
 IGNORED_KEYS = ("description", "tags", "target")
-# Mistral keys for the manual "skip task" operation, which we do not offer.
-UNSUPPORTED_KEYS = ("on-skip", "publish-on-skip")
 COMMAND_ARGS = {"succeed": ("msg",), "fail": ("msg",), "pause": ("msg",), "noop": ()}
 MAX_NAME, MAX_JOIN_NAME = 255, 208
 _WITH_ITEMS = re.compile(r"^\s*([A-Za-z_]\w*)\s+in\s+(.+?)\s*$", re.DOTALL)
@@ -65,9 +64,6 @@ def read_keys(ctx: TaskContext, body: dict, path: tuple, allowed: tuple) -> dict
         kpath = path + (key,)
         if key in IGNORED_KEYS:
             continue
-        if key in UNSUPPORTED_KEYS:
-            ctx.source.report(kpath, f"{key!r} is not supported (tasks cannot be skipped)")
-            continue
         if key not in allowed:
             ctx.source.report(kpath, f"unknown key {key!r}" + hint(key, allowed))
             continue
@@ -77,7 +73,7 @@ def read_keys(ctx: TaskContext, body: dict, path: tuple, allowed: tuple) -> dict
             continue
         if not ctx.reverse and key == "requires":
             ctx.source.report(kpath, "'requires' is for reverse workflows; direct "
-                                     "workflows use on-success/on-error/on-complete")
+                                     "workflows use on-success/on-error/on-complete/on-skip")
             continue
         if key in ("action", "workflow", "input"):
             continue  # read together in read_call
@@ -286,11 +282,13 @@ _READERS = {
     "on-success": read_transitions,
     "on-error": read_transitions,
     "on-complete": read_transitions,
+    "on-skip": read_transitions,
     "requires": read_requires,
     "join": read_join,
     "with-items": read_with_items,
     "publish": read_mapping,
     "publish-on-error": read_mapping,
+    "publish-on-skip": read_mapping,
     "retry": policies.read_retry,
     "concurrency": policies.read_positive,
     "timeout": policies.read_seconds,

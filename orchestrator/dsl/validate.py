@@ -39,6 +39,11 @@ class Checker:
                 self._check_task(task, path + ("tasks", task.name))
             if workflow.type == "reverse":
                 self._check_cycles(workflow, path)
+            elif workflow.tasks and not workflow.start_tasks():
+                # Every task is the target of a transition: nothing would ever run.
+                self.source.report(path + ("tasks",), "no task to start with: every task is "
+                                   "the target of a transition (a direct workflow starts with "
+                                   "the tasks that no on-* clause names)")
         for path in list(self.layout.actions.values()) + list(self.layout.workflows.values()):
             self._check_expressions(_at(self.source.data, path), path, ())
 

@@ -16,7 +16,7 @@ from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.states import TaskState as T
 from orchestrator.engine.states import WorkflowState as W
 from orchestrator.engine.tx import StaleState, Tx
-from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.errors import Conflict, ExpressionError, InvalidInput, NotFound
 from orchestrator.store import schema
 from orchestrator.store.db import Store
 
@@ -171,6 +171,14 @@ def skip_task(store: Store, task_id: str) -> None:
         if task["state"] != T.ERROR.value:
             raise Conflict(f"task {task['name']!r} is {task['state']}: only ERROR tasks skip")
         _reopen(tx, ex, task)
+        spec = tasks.spec_of(tx, ex, task)
+        ctx = dataflow.inbound(tx, ex, task)
+        try:
+            published = dataflow.evaluate_in(tx, ex, task, spec.publish_on_skip, ctx)
+        except ExpressionError as e:
+            raise InvalidInput(f"task {task['name']!r}: publish-on-skip: {e}") from None
+        task["published"] = published or None
+        dataflow.remember(task, dataflow.merge(ctx, task["published"]))
         tx.set_state("task", task, T.SKIPPED.value, "skipped by user")
         tasks.follow(tx, ex, task, "SKIPPED", 0, handled=True)
         workflows.settle(tx, ex)

@@ -68,7 +68,8 @@ class Graph:
 
     def clauses(self, task_name: str, outcome: str) -> tuple[Transition, ...]:
         """Transitions to follow, in order, after ``task_name`` ends with ``outcome``
-        (SUCCESS, ERROR or SKIPPED): on-success/on-error first, then on-complete."""
+        (SUCCESS, ERROR or SKIPPED): on-success/on-error (a skipped task: on-skip,
+        or on-success without one) first, then on-complete."""
         if self.target is not None:
             if outcome == "ERROR":
                 return ()
@@ -76,6 +77,8 @@ class Graph:
         task = self.spec.tasks[task_name]
         if outcome == "ERROR":
             return task.on_error + task.on_complete
+        if outcome == "SKIPPED" and task.on_skip:
+            return task.on_skip + task.on_complete
         return task.on_success + task.on_complete
 
     def handles_error(self, task_name: str) -> bool:

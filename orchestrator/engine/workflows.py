@@ -85,8 +85,13 @@ def settle(tx: Tx, ex: dict) -> None:
         if ex["waiting_joins"] == 0:
             finish(tx, ex, W.ERROR.value if ex["unhandled_errors"] else W.SUCCESS.value)
             return
+        graph = graph_of(tx, ex)
         for join in _rows(tx, ex, state=T.WAITING.value):
-            graph = graph_of(tx, ex)
+            if graph.target is not None:
+                # Reverse workflows: a task whose requirement failed is simply not run.
+                ex["waiting_joins"] -= 1
+                tx.set_state("task", join, T.CANCELLED.value, "not run: a required task failed")
+                continue
             info = (
                 f"join of task {join['name']!r} can never be satisfied: "
                 f"{join['join_arrivals']} of {graph.join_required(join['name'])} "

@@ -332,8 +332,6 @@ def test_skip_refuses_a_task_that_did_not_fail(runner):
         control.skip_task(runner.store, _task(runner, execution_id, "deploy")["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="on-skip and publish-on-skip are refused by the parser "
-                                       "although skip_task exists (design decision)")
 def test_skip_publishes_publish_on_skip_and_follows_on_skip(runner):
     execution_id = runner.start("""
 version: '2.0'
