@@ -133,7 +133,8 @@ def test_run_with_bad_input_explains_without_a_traceback(tmp_path, args, message
 
 
 def test_run_of_an_invalid_file_exits_3_with_the_problems(tmp_path):
-    (tmp_path / "wf.yaml").write_text(WF.replace("on-success:\n        - boom", "on-success:\n        - bom"))
+    typo = WF.replace("on-success:\n        - boom", "on-success:\n        - bom")
+    (tmp_path / "wf.yaml").write_text(typo)
     r = cli("run", str(tmp_path / "wf.yaml"), tmp=tmp_path)
     assert r.returncode == 3
     assert "unknown task 'bom' (did you mean 'boom'?)" in r.stderr

@@ -58,7 +58,8 @@ class TaskSpec:
     name: str
     action: str | None = None  # action name without inline params; None with workflow
     workflow: str | None = None  # sub-workflow name (may be an expression)
-    input: Any = field(default_factory=dict)  # dict (inline params merged, input wins) or expression
+    # dict (inline params merged, `input` wins) or an expression
+    input: Any = field(default_factory=dict)
     publish: dict = field(default_factory=dict)
     publish_on_error: dict = field(default_factory=dict)
     publish_on_skip: dict = field(default_factory=dict)

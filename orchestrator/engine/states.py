@@ -6,12 +6,12 @@ allowed change, and raises IllegalTransition otherwise.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from orchestrator.errors import IllegalTransition
 
 
-class WorkflowState(str, Enum):
+class WorkflowState(StrEnum):
     IDLE = "IDLE"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
@@ -20,7 +20,7 @@ class WorkflowState(str, Enum):
     CANCELLED = "CANCELLED"
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     IDLE = "IDLE"  # created, not started yet
     WAITING = "WAITING"  # a join waiting for its inbound tasks
     RUNNING_DELAYED = "RUNNING_DELAYED"  # wait-before, wait-after or a retry delay
@@ -31,7 +31,7 @@ class TaskState(str, Enum):
     SKIPPED = "SKIPPED"
 
 
-class ActionState(str, Enum):
+class ActionState(StrEnum):
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"

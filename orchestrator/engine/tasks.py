@@ -178,7 +178,7 @@ def pump(tx: Tx, ex: dict, task: dict) -> None:
         task["items_started"] += count
         tx.touch("task", task)
         finished = launch.items(tx, ex, task, spec, indexes)
-        for action, ok in finished:
+        for _action, ok in finished:
             _count(task, ok)
         if not finished:
             break
