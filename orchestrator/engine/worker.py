@@ -159,7 +159,8 @@ class Worker:
                 schema.executions.c.id == item["execution_id"])).mappings().first()
             task_row = conn.execute(select(schema.task_executions).where(
                 schema.task_executions.c.id == item["task_id"])).mappings().first()
-        if action is None or action["state"] != A.RUNNING.value or ex_row is None:
+        if action is None or action["state"] != A.RUNNING.value or ex_row is None \
+                or task_row is None:
             with self.store.begin() as conn:
                 self._tx(conn, now).delete_work(item["id"], self.owner)
             return
