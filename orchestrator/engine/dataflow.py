@@ -42,6 +42,7 @@ class _Lru:
 
 
 _outbound = _Lru(200_000)
+_join_inbound = _Lru(10_000)  # (join task id, arrivals) -> merged context
 
 
 def forget(task_id: str) -> None:
@@ -69,12 +70,30 @@ def _links(tx, task_id: str) -> list[str]:
 
 def inbound(tx, execution: dict, task: dict) -> dict:
     if task["flags"].get("join"):
+        key = (task["id"], task["join_arrivals"])
+        ctx = _join_inbound.get(key)
+        if ctx is not None:
+            return ctx
         ctx = execution["context"]
-        for from_id in _links(tx, task["id"]):
-            ctx = merge(ctx, outbound(tx, execution, tx.task(from_id)))
+        links = _links(tx, task["id"])
+        missing = [i for i in links if _outbound.get(i) is None and i not in tx.rows["task"]]
+        if missing:  # a cold start: load the inbound tasks in a few queries, not one each
+            t = schema.task_executions
+            for at in range(0, len(missing), 500):
+                tx.adopt("task", tx.conn.execute(
+                    select(t).where(t.c.id.in_(missing[at:at + 500]))).mappings())
+        for from_id in links:
+            found = _outbound.get(from_id)
+            if found is None:
+                found = outbound(tx, execution, tx.task(from_id))
+            ctx = merge(ctx, found)
+        _join_inbound.put(key, ctx)
         return ctx
     if task["parent_id"] is None:
         return execution["context"]
+    cached = _outbound.get(task["parent_id"])  # the hot path: no need to load the parent
+    if cached is not None:
+        return cached
     return outbound(tx, execution, tx.task(task["parent_id"]))
 
 

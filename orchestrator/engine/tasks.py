@@ -117,6 +117,7 @@ def start(tx: Tx, ex: dict, task: dict, local: bool) -> None:
         _fail_at_start(tx, ex, task, f"{field}: {e}")
         return
     tx.set_state("task", task, T.RUNNING.value)
+    tx.fresh_tasks.add(task["id"])  # it has no action runs yet: all will be made here
     task["started_at"] = tx.now
     if items is not None:
         task["items"], task["items_total"] = items, len(items)
@@ -207,16 +208,25 @@ def action_done(tx: Tx, ex: dict, action: dict, ok: bool, output, info: str | No
     pump(tx, ex, task)
 
 
-def _all_items_done(tx: Tx, ex: dict, task: dict, spec) -> None:
+def _current_actions(tx: Tx, task: dict) -> list:
+    """The task's action runs that count (not superseded), in item order."""
+    if task["id"] in tx.fresh_tasks:
+        # Every action of a task made in this step is in memory: no need to read back.
+        rows = [r for r in tx.actions_of[task["id"]] if not r["superseded"]]
+        return sorted(rows, key=lambda r: r["item_index"])
     tx.flush()
     a = schema.action_executions
-    rows = list(tx.conn.execute(
+    rows = tx.conn.execute(
         select(a.c.id, a.c.item_index, a.c.output, a.c.state, a.c.state_info)
         .where(a.c.task_execution_id == task["id"], a.c.superseded.is_(False))
         .order_by(a.c.item_index)
-    ).mappings())
+    ).mappings()
     # Rows changed in this step are newer than what the query returned.
-    fresh = [tx.rows["action"].get(r["id"], r) for r in rows]
+    return [tx.rows["action"].get(r["id"], r) for r in rows]
+
+
+def _all_items_done(tx: Tx, ex: dict, task: dict, spec) -> None:
+    fresh = _current_actions(tx, task)
     outputs = [r["output"] for r in fresh]
     failed = [r for r in fresh if r["state"] != A.SUCCESS.value]
     if spec.with_items is None:

@@ -14,7 +14,9 @@ import time
 import uuid
 from collections import deque
 
-from sqlalchemy import delete, insert, select, update
+from collections import defaultdict
+
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from orchestrator.engine import states
 from orchestrator.errors import OrchestratorError
@@ -24,6 +26,14 @@ TABLES = {
     "workflow": schema.executions,
     "task": schema.task_executions,
     "action": schema.action_executions,
+}
+# One guarded UPDATE per table, built once: the SET clause comes from the
+# parameters (SQLAlchemy caches the compiled form), which is several times
+# cheaper than building a statement with literal values for every row.
+GUARDED_UPDATE = {
+    kind: update(table).where(table.c.id == bindparam("_w_id"),
+                              table.c.state == bindparam("_w_state"))
+    for kind, table in TABLES.items()
 }
 # Work kinds an engine step may process at once in the same transaction.
 LOCAL_KINDS = frozenset({"start_task", "continue"})
@@ -103,6 +113,9 @@ class Tx:
         self.rows: dict[str, dict[str, dict]] = {k: {} for k in TABLES}
         self._loaded_state: dict[tuple[str, str], str] = {}
         self._new: dict[str, list[str]] = {k: [] for k in TABLES}
+        self.created: set[str] = set()  # ids of rows this transaction made
+        self.fresh_tasks: set[str] = set()  # tasks whose every action run was made here
+        self.actions_of: dict[str, list[dict]] = defaultdict(list)  # new actions by task
         self._dirty: set[tuple[str, str]] = set()
         self._links: list[dict] = []
         self._events: list[dict] = []
@@ -155,6 +168,9 @@ class Tx:
         row = Row(self, kind, data)
         self.rows[kind][row["id"]] = row
         self._new[kind].append(row["id"])
+        self.created.add(row["id"])
+        if kind == "action":
+            self.actions_of[row["task_execution_id"]].append(row)
         return row
 
     def touch(self, kind: str, row: dict) -> None:
@@ -218,23 +234,24 @@ class Tx:
                 for i in ids:
                     self._loaded_state[(kind, i)] = self.rows[kind][i]["state"]
                 self._new[kind] = []
+        by_kind: dict[str, list[dict]] = defaultdict(list)
         for kind, row_id in sorted(self._dirty):
-            table = TABLES[kind]
             row = self.rows[kind][row_id]
             values = {k: v for k, v in row.items() if k != "id"}
-            if kind == "workflow":
+            if kind in ("workflow", "action"):
                 values["updated_at"] = self.now
-            if kind == "action":
-                values["updated_at"] = self.now
-            result = conn.execute(
-                update(table)
-                .where(table.c.id == row_id, table.c.state == self._loaded_state[(kind, row_id)])
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                raise StaleState(f"{kind} {row_id} changed under this step")
+            values["_w_id"], values["_w_state"] = row_id, self._loaded_state[(kind, row_id)]
+            by_kind[kind].append(values)
             self._loaded_state[(kind, row_id)] = row["state"]
         self._dirty.clear()
+        batch = conn.dialect.supports_sane_multi_rowcount
+        for kind, params in by_kind.items():
+            # Each UPDATE must hit its row: zero means someone else moved it.
+            chunks = [params] if batch and len(params) > 1 else [[p] for p in params]
+            for chunk in chunks:
+                result = conn.execute(GUARDED_UPDATE[kind], chunk if len(chunk) > 1 else chunk[0])
+                if result.rowcount != len(chunk):
+                    raise StaleState(f"a {kind} row changed under this step")
         if self._links:
             conn.execute(insert(schema.task_links), self._links)
             self._links = []
@@ -244,6 +261,12 @@ class Tx:
         if self._work:
             conn.execute(insert(schema.work), self._work)
             self._work = []
+
+    def delete_claimed(self, work_ids: list[int]) -> None:
+        """Remove work rows this step claimed (their effect commits with it)."""
+        w = schema.work
+        for at in range(0, len(work_ids), 500):
+            self.conn.execute(delete(w).where(w.c.id.in_(work_ids[at:at + 500])))
 
     def delete_work(self, work_id: int, owner: str | None = None) -> bool:
         """Remove a claimed work row; with ``owner``, only while its lease is ours."""
