@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import deque
-
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from orchestrator.engine import states
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import NotFound, OrchestratorError
 from orchestrator.store import schema
 
 TABLES = {
@@ -35,6 +33,9 @@ GUARDED_UPDATE = {
                               table.c.state == bindparam("_w_state"))
     for kind, table in TABLES.items()
 }
+LOAD = {kind: select(table).where(table.c.id == bindparam("_id"))
+        for kind, table in TABLES.items()}
+LOAD_LOCKED = {kind: stmt.with_for_update() for kind, stmt in LOAD.items()}
 # Work kinds an engine step may process at once in the same transaction.
 LOCAL_KINDS = frozenset({"start_task", "continue"})
 
@@ -128,14 +129,9 @@ class Tx:
         cached = self.rows[kind].get(row_id)
         if cached is not None:
             return cached
-        table = TABLES[kind]
-        stmt = select(table).where(table.c.id == row_id)
-        if lock and self.lock_rows:
-            stmt = stmt.with_for_update()
-        found = self.conn.execute(stmt).mappings().first()
+        stmt = LOAD_LOCKED[kind] if lock and self.lock_rows else LOAD[kind]
+        found = self.conn.execute(stmt, {"_id": row_id}).mappings().first()
         if found is None:
-            from orchestrator.errors import NotFound
-
             raise NotFound(f"{kind} execution {row_id} not found")
         row = Row(self, kind, found)
         self.rows[kind][row_id] = row

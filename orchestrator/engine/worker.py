@@ -24,7 +24,7 @@ from orchestrator.actions import registry
 from orchestrator.engine import launch, steps, tasks, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.states import WorkflowState as W
-from orchestrator.engine.tx import StaleState, Tx
+from orchestrator.engine.tx import LOAD, StaleState, Tx
 from orchestrator.errors import OrchestratorError
 from orchestrator.store import schema
 from orchestrator.store.db import Store
@@ -164,12 +164,12 @@ class Worker:
     def execute(self, item: dict, now: float | None = None) -> None:
         """Run a claimed action outside any transaction, then apply its result."""
         with self.store.connect() as conn:
-            a = schema.action_executions
-            action = conn.execute(select(a).where(a.c.id == item["action_id"])).mappings().first()
-            ex_row = conn.execute(select(schema.executions).where(
-                schema.executions.c.id == item["execution_id"])).mappings().first()
-            task_row = conn.execute(select(schema.task_executions).where(
-                schema.task_executions.c.id == item["task_id"])).mappings().first()
+            def load(kind, row_id):
+                return conn.execute(LOAD[kind], {"_id": row_id}).mappings().first()
+
+            action = load("action", item["action_id"])
+            ex_row = load("workflow", item["execution_id"])
+            task_row = load("task", item["task_id"])
         if action is None or action["state"] != A.RUNNING.value or ex_row is None \
                 or task_row is None:
             with self.store.begin() as conn:
