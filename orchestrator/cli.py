@@ -145,9 +145,11 @@ def _report(store, execution_id: str, as_json: bool) -> int:
             print(f"  {summary['state_info']}")
         if summary["output"] is not None:
             print("output: " + json.dumps(summary["output"], indent=2, default=str))
-        if summary["state"] == "PAUSED":
-            print(f"resume it with: orchestrator execution resume {execution_id}")
     return STATE_EXIT.get(summary["state"], EXIT_FAILED)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the worker hands back its leases
 
 
 def _with_worker(store, fn):
@@ -155,7 +157,7 @@ def _with_worker(store, fn):
 
     worker = Worker(store).start()
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return fn(worker)
     finally:

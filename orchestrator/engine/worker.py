@@ -252,14 +252,29 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; give running actions ``grace`` seconds, then hand the
+        leases of those still running back to the queue, so another process (or
+        this one, restarted) runs them at once instead of after the lease expires."""
         self._stop.set()
         self._wake.set()
         for t in self._threads:
-            t.join(timeout)
-        if self._pool:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            t.join(grace)
         self._threads = []
+        if self._pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._inflight_lock:
+                if not self._inflight:
+                    return
+            time.sleep(0.05)
+        with self._inflight_lock:
+            ids = list(self._inflight)
+        with self.store.begin() as conn:
+            conn.execute(update(w).where(w.c.id.in_(ids), w.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_until=None))
+        log.warning("handed back %d running action(s) at shutdown", len(ids))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
