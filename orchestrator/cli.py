@@ -183,7 +183,12 @@ def cmd_run(args) -> int:
     progress = None if args.json else _Progress(store, execution_id, sys.stderr)
     if not args.json:
         print(f"execution {execution_id} started", file=sys.stderr, flush=True)
-    _with_worker(store, lambda w: _wait(store, execution_id, progress, args.timeout))
+    try:
+        _with_worker(store, lambda w: _wait(store, execution_id, progress, args.timeout))
+    except KeyboardInterrupt:
+        print(f"interrupted; execution {execution_id} goes on with: orchestrator engine "
+              f"--until {execution_id}", file=sys.stderr)
+        return 130
     return _report(store, execution_id, args.json)
 
 
@@ -200,6 +205,16 @@ def cmd_engine(args) -> int:
             time.sleep(3600)
 
     return loop_result if (loop_result := _with_worker(store, loop)) is not None else EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from orchestrator.server import ROLES, ServeOptions, serve
+
+    return serve(ServeOptions(
+        db=args.db, host=args.host, port=args.port, roles=tuple(args.role or ROLES),
+        no_auth=args.no_auth, tokens_file=args.tokens, executor_threads=args.threads,
+        grace=args.grace, lease=args.lease,
+    ))
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -230,6 +245,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--timeout", type=float, help="with --until: give up after this many seconds")
     e.add_argument("--db", help=db_help)
     e.set_defaults(func=cmd_engine)
+
+    s = sub.add_parser("serve", help="run the service: REST API, engine (one process or several)")
+    s.add_argument("--db", help=db_help)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8989, help="port (default 8989; 0 picks one)")
+    s.add_argument("--role", action="append", choices=["api", "engine", "scheduler"],
+                   help="run only this role (repeatable; default: all)")
+    s.add_argument("--tokens", metavar="FILE", help="API tokens file (also ORCH_API_TOKENS)")
+    s.add_argument("--no-auth", action="store_true",
+                   help="no authentication (binds 127.0.0.1 only; for local use)")
+    s.add_argument("--threads", type=int, default=8, help="action executor threads (default 8)")
+    s.add_argument("--lease", type=float, default=15.0,
+                   help="seconds a running action stays claimed without a heartbeat before "
+                        "another engine takes it over (default 15)")
+    s.add_argument("--grace", type=float, default=10.0,
+                   help="seconds running actions get at shutdown before being handed back")
+    s.set_defaults(func=cmd_serve)
+
+    from orchestrator.cli_client import add_commands  # here: cli_client imports this module
+
+    add_commands(sub)
     return p
 
 
@@ -237,10 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from orchestrator.secrets import MaskingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted; the execution continues with: orchestrator engine", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
     except OrchestratorError as e:
         if args.debug:

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from orchestrator.actions.amqp import Amqp
 from orchestrator.actions.base import Action, ActionContext
 from orchestrator.errors import ActionError
 
@@ -187,4 +188,5 @@ ACTIONS: dict[str, type[Action]] = {
     "std.sleep": Sleep,
     "std.async_noop": AsyncNoop,
     "std.http": Http,
+    "std.amqp": Amqp,
 }

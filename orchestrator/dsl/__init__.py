@@ -9,13 +9,13 @@ each with file, line, YAML path and, where a name was mistyped, a suggestion.
 from __future__ import annotations
 
 from orchestrator.actions import registry
-from orchestrator.dsl.parser import parse
+from orchestrator.dsl.parser import parse, parse_actions
 from orchestrator.dsl.spec import Document
 from orchestrator.dsl.validate import Checker
 from orchestrator.dsl.yamlsource import Source
 from orchestrator.errors import InvalidDefinition
 
-__all__ = ["load"]
+__all__ = ["load", "load_actions"]
 
 
 def load(text: str, file: str | None = None, *, lookup_action=None,
@@ -32,6 +32,18 @@ def load(text: str, file: str | None = None, *, lookup_action=None,
     # Hints come from the registry even with a custom lookup, which usually wraps it.
     Checker(doc, source, layout, lookup_action or registry.find, lookup_workflow,
             registry.names()).run()
+    if source.problems:
+        raise InvalidDefinition(source.sorted_problems())
+    return doc
+
+
+def load_actions(text: str, file: str | None = None, *, lookup_action=None) -> Document:
+    """Parse and validate a standalone ad-hoc action document (``version: '2.0'``
+    plus ``name: {base, base-input, input, output, description}`` entries);
+    the result has only ``actions``."""
+    source = Source(text, file)
+    doc, layout = parse_actions(source)
+    Checker(doc, source, layout, lookup_action or registry.find, None, registry.names()).run()
     if source.problems:
         raise InvalidDefinition(source.sorted_problems())
     return doc

@@ -124,6 +124,37 @@ def _parse_standalone(source: Source, data: dict, layout: Layout) -> Document:
     return Document(None, workflows)
 
 
+def parse_actions(source: Source) -> tuple[Document, Layout]:
+    """A standalone ad-hoc action document: ``version`` plus action names at the top."""
+    layout = Layout()
+    data = source.data
+    if data is None and source.problems:
+        return Document(None), layout
+    if not isinstance(data, dict):
+        found = "" if data is None else f", not a {type(data).__name__}"
+        source.report((), "an action document must be a mapping of \"version: '2.0'\" and "
+                          f"action names{found}")
+        return Document(None), layout
+    _check_version(source, data)
+    bodies = {}
+    for key, body in data.items():
+        if not isinstance(key, str):
+            source.report((key,), f"action name must be a string, not {key!r}")
+        elif key != "version":
+            bodies[key] = body
+    if not bodies:
+        source.report((), "no actions defined (an action document has action names at the "
+                          "top, each with 'base')")
+    resolve = _Resolver({n: n for n in bodies}, {})
+    actions = {}
+    for name, body in bodies.items():
+        spec = _parse_action(source, name, body, (name,), resolve)
+        if spec is not None:
+            actions[name] = spec
+            layout.actions[name] = (name,)
+    return Document(None, actions=actions), layout
+
+
 def _section(source: Source, data: dict, key: str) -> dict:
     value = data.get(key)
     if value is None:

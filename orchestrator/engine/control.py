@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator.dsl.spec import Document
 from orchestrator.engine import dataflow, specs, steps, tasks, workflows
@@ -67,15 +68,64 @@ def start(store: Store, doc: Document, workflow_name: str | None = None, input: 
           execution_id: str | None = None, project: str = "default", description: str = "",
           now: float | None = None) -> str:
     """Start an execution; its first tasks run in the same transaction when they can."""
+    with store.begin() as conn:
+        return start_in(conn, doc, workflow_name, input, env=env, task_name=task_name,
+                        execution_id=execution_id, project=project, description=description,
+                        now=now)
+
+
+def start_in(conn, doc: Document, workflow_name: str | None = None, input: dict | None = None,
+             *, env: dict | None = None, task_name: str | None = None,
+             execution_id: str | None = None, project: str = "default", description: str = "",
+             now: float | None = None, secrets: list | None = None) -> str:
+    """``start`` inside the caller's transaction (the scheduler records its fire in it)."""
     name = resolve_workflow(doc, workflow_name)
-    params = {"env": env or {}}
+    params: dict = {"env": env or {}}
     if task_name:
         params["task_name"] = task_name
-    with _tx(store, now) as tx:
-        digest = specs.pin(tx.conn, doc, tx.now)
-        ex = workflows.start(tx, digest, name, input or {}, params, execution_id=execution_id,
-                             project=project, description=description)
+    if secrets:
+        params["secrets"] = list(secrets)
+    tx = Tx(conn, now, lock_rows=conn.dialect.name != "sqlite")
+    digest = specs.pin(tx.conn, doc, tx.now)
+    ex = workflows.start(tx, digest, name, input or {}, params, execution_id=execution_id,
+                         project=project, description=description)
+    steps.drain(tx)
+    tx.flush()
     return ex["id"]
+
+
+@_retrying
+def create(store: Store, doc: Document, workflow_name: str | None, input: dict | None,
+           params: dict, *, execution_id: str | None = None, project: str = "default",
+           description: str = "", now: float | None = None) -> tuple[dict, bool]:
+    """Start an execution with ``params`` as given (``env``, ``task_name``,
+    ``secrets``) and return ``(row, True)``. When ``execution_id`` is already
+    used, start nothing and return ``(that row, False)``: whether it is the same
+    request (project, workflow) is for the caller to judge."""
+    e = schema.executions
+    for attempt in range(2):
+        try:
+            with store.begin() as conn:
+                if execution_id is not None:
+                    found = conn.execute(select(e).where(e.c.id == execution_id)).mappings().first()
+                    if found is not None:
+                        return dict(found), False
+                new = start_in(conn, doc, workflow_name, input, env=params.get("env"),
+                               task_name=params.get("task_name"), execution_id=execution_id,
+                               project=project, description=description, now=now,
+                               secrets=params.get("secrets"))
+                return dict(conn.execute(select(e).where(e.c.id == new)).mappings().one()), True
+        except IntegrityError:
+            # Two requests with the same id raced (PostgreSQL); the loser returns the winner's.
+            if execution_id is None or attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+@_retrying
+def describe(store: Store, execution_id: str, description: str) -> None:
+    with _tx(store) as tx:
+        tx.execution(execution_id)["description"] = description
 
 
 @_retrying
@@ -202,6 +252,136 @@ def complete_action(store: Store, action_id: str, state: str, output=None) -> No
             info = "action cancelled"
         tasks.action_done(tx, ex, action, ok, output, info)
         workflows.settle(tx, ex)
+
+
+ACTIVE = (W.RUNNING.value, W.PAUSED.value)
+
+
+@_retrying
+def delete(store: Store, execution_id: str, force: bool = False) -> list[str]:
+    """Remove an execution and everything it owns (tasks, action executions,
+    join links, events, queued work and its sub-executions, recursively);
+    return the ids of the executions removed. A RUNNING or PAUSED execution is
+    a Conflict unless ``force``: then it is cancelled first. A sub-execution
+    of a root still RUNNING or PAUSED is a Conflict: its parent task waits for it."""
+    with _tx(store) as tx:
+        ex = tx.execution(execution_id)
+        root_id = ex["root_execution_id"]
+        if ex["parent_action_id"] and root_id:
+            try:
+                root = tx.execution(root_id)
+            except NotFound:
+                root = None
+            if root is not None and root["state"] in ACTIVE:
+                raise Conflict(
+                    f"execution {execution_id} is a sub-execution of {root_id}, which is "
+                    f"{root['state']}: cancel or delete that one instead")
+        if ex["state"] in ACTIVE:
+            if not force:
+                raise Conflict(f"execution {execution_id} is {ex['state']}: cancel it first, "
+                               "or delete it with force=true")
+            workflows.cancel(tx, ex, "cancelled: deleted by user")
+        tx.flush()  # the cancellation's rows exist before they are deleted
+        ids = _descendants(tx.conn, execution_id)
+        t, a = schema.task_executions, schema.action_executions
+        for chunk in _chunks(ids):
+            task_ids = select(t.c.id).where(t.c.execution_id.in_(chunk))
+            tx.conn.execute(schema.task_links.delete().where(
+                schema.task_links.c.task_id.in_(task_ids)))
+            for table in (a, t, schema.events, schema.work):
+                tx.conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
+            tx.conn.execute(schema.executions.delete().where(schema.executions.c.id.in_(chunk)))
+    return ids
+
+
+def _chunks(ids: list[str], size: int = 500):
+    for at in range(0, len(ids), size):
+        yield ids[at:at + size]
+
+
+def _descendants(conn, execution_id: str) -> list[str]:
+    """``execution_id`` and its sub-executions at every depth, parents first."""
+    a = schema.action_executions
+    out, seen, frontier = [], {execution_id}, [execution_id]
+    while frontier:
+        out += frontier
+        found = []
+        for chunk in _chunks(frontier):
+            found += conn.execute(select(a.c.child_execution_id).where(
+                a.c.execution_id.in_(chunk), a.c.child_execution_id.is_not(None))).scalars()
+        frontier = [c for c in dict.fromkeys(found) if c not in seen]
+        seen.update(frontier)
+    return out
+
+
+def report(store: Store, execution_id: str, errors_only: bool = False,
+           max_depth: int | None = None) -> dict:
+    """The execution as a tree of rows, for a person looking for what went wrong:
+    ``{"execution": node, "root_cause", "statistics"}``. A node is
+    ``{"execution": row, "tasks": [{"task", "actions", "sub_executions": [node]}]}``;
+    ``errors_only`` keeps ERROR tasks only, ``max_depth`` limits how many levels
+    of sub-executions are expanded (0: none). ``root_cause`` (None unless
+    something failed) is the first failing task, followed down failed
+    sub-workflows to the deepest one: ``{"task": row | None, "execution": row,
+    "state_info"}``. ``statistics`` counts the tasks of the whole tree by state."""
+    e, t, a = schema.executions, schema.task_executions, schema.action_executions
+    executions: dict[str, dict] = {}
+    tasks_of: dict[str, list[dict]] = defaultdict(list)
+    actions_of: dict[str, list[dict]] = defaultdict(list)
+    with store.connect() as conn:
+        frontier = [execution_id]
+        while frontier:
+            for chunk in _chunks(frontier):
+                for row in conn.execute(select(e).where(e.c.id.in_(chunk))).mappings():
+                    executions[row["id"]] = dict(row)
+                for row in conn.execute(select(t).where(t.c.execution_id.in_(chunk))
+                                        .order_by(t.c.seq)).mappings():
+                    tasks_of[row["execution_id"]].append(dict(row))
+                for row in conn.execute(select(a).where(a.c.execution_id.in_(chunk))
+                                        .order_by(a.c.item_index, a.c.created_at)).mappings():
+                    actions_of[row["task_execution_id"]].append(dict(row))
+            children = [x["child_execution_id"] for x in
+                        (r for i in frontier for tk in tasks_of[i] for r in actions_of[tk["id"]])
+                        if x["child_execution_id"]]
+            frontier = [c for c in dict.fromkeys(children) if c not in executions]
+    if execution_id not in executions:
+        raise NotFound(f"execution {execution_id} not found")
+
+    def node(ex_id: str, depth: int) -> dict:
+        rows = []
+        for task in tasks_of[ex_id]:
+            if errors_only and task["state"] != T.ERROR.value:
+                continue
+            expand = max_depth is None or depth < max_depth
+            subs = [node(x["child_execution_id"], depth + 1) for x in actions_of[task["id"]]
+                    if expand and x["child_execution_id"] in executions]
+            rows.append({"task": task, "actions": actions_of[task["id"]], "sub_executions": subs})
+        return {"execution": executions[ex_id], "tasks": rows}
+
+    def cause(ex_id: str) -> dict | None:
+        failed = [x for x in tasks_of[ex_id] if x["state"] == T.ERROR.value]
+        candidates = [x for x in failed if not x["flags"].get("handled")] or failed
+        if not candidates:
+            return None
+        first = min(candidates, key=lambda x: (x["finished_at"] or float("inf"), x["seq"]))
+        for action in actions_of[first["id"]]:
+            child = executions.get(action["child_execution_id"] or "")
+            if child and not action["superseded"] and child["state"] == W.ERROR.value:
+                deeper = cause(child["id"])
+                if deeper:
+                    return deeper
+        return {"task": first, "execution": executions[ex_id], "state_info": first["state_info"]}
+
+    top = executions[execution_id]
+    root_cause = None
+    if top["state"] == W.ERROR.value or any(
+            x["state"] == T.ERROR.value and not x["flags"].get("handled")
+            for x in tasks_of[execution_id]):
+        root_cause = cause(execution_id) or {"task": None, "execution": top,
+                                             "state_info": top["state_info"]}
+    states = Counter(x["state"] for rows in tasks_of.values() for x in rows)
+    return {"execution": node(execution_id, 0), "root_cause": root_cause,
+            "statistics": {"total_tasks": sum(states.values()), **dict(sorted(states.items()))}}
 
 
 # -- reading ------------------------------------------------------------------------

@@ -8,6 +8,8 @@ executor.
 """
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from orchestrator.actions import registry
 from orchestrator.actions.base import ActionContext
 from orchestrator.dsl.expressions import evaluate, has_expression
@@ -15,6 +17,7 @@ from orchestrator.engine import dataflow, specs, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.tx import Tx, new_id
 from orchestrator.errors import ActionError, ExpressionError, OrchestratorError
+from orchestrator.store import schema
 
 
 def _lookup(table: dict, doc, name: str):
@@ -133,12 +136,18 @@ def _start_child(tx: Tx, ex: dict, task: dict, row: dict, doc, spec, given: dict
     name = spec.workflow
     if has_expression(name):
         name = dataflow.evaluate_in(tx, ex, task, name, data)
-    qualified = _lookup(doc.workflows, doc, name)
+    spec_hash, qualified = ex["spec_hash"], _lookup(doc.workflows, doc, name)
     if qualified is None:
-        raise OrchestratorError(f"unknown workflow {name!r}")
+        # A workflow uploaded in another document of the same project.
+        wd = schema.workflow_definitions
+        spec_hash = tx.conn.execute(select(wd.c.spec_hash).where(
+            wd.c.project == ex["project"], wd.c.name == name)).scalar()
+        if spec_hash is None:
+            raise OrchestratorError(f"unknown workflow {name!r}")
+        qualified = name
     row["name"] = qualified
     child = workflows.start(
-        tx, ex["spec_hash"], qualified, given, {"env": ex["params"].get("env") or {}},
+        tx, spec_hash, qualified, given, {"env": ex["params"].get("env") or {}},
         project=ex["project"], parent_action=row, root_id=ex["root_execution_id"] or ex["id"],
     )
     row["child_execution_id"] = child["id"]

@@ -36,6 +36,7 @@ GUARDED_UPDATE = {
 LOAD = {kind: select(table).where(table.c.id == bindparam("_id"))
         for kind, table in TABLES.items()}
 LOAD_LOCKED = {kind: stmt.with_for_update() for kind, stmt in LOAD.items()}
+WAKE_CHANNEL = "orchestrator_work"
 # Work kinds an engine step may process at once in the same transaction.
 LOCAL_KINDS = frozenset({"start_task", "continue"})
 
@@ -256,6 +257,9 @@ class Tx:
             self._events = []
         if self._work:
             conn.execute(insert(schema.work), self._work)
+            if conn.dialect.name == "postgresql" and any(not w["held"] for w in self._work):
+                # Wakes idle engines of every process at commit (LISTEN in the worker).
+                conn.exec_driver_sql(f"NOTIFY {WAKE_CHANNEL}")
             self._work = []
 
     def delete_claimed(self, work_ids: list[int]) -> None:

@@ -44,7 +44,7 @@ def _alive(pid: int) -> bool:
 
 
 class Worker:
-    def __init__(self, store: Store, *, threads: int = 8, lease: float = 30.0,
+    def __init__(self, store: Store, *, threads: int = 8, lease: float = 15.0,
                  poll: float = 0.5, batch: int = 100):
         self.store = store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -243,7 +243,10 @@ class Worker:
     def start(self) -> Worker:
         self.release_dead_leases()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="action")
-        for target in (self._loop, self._heartbeat):
+        targets = [self._loop, self._heartbeat]
+        if not self.store.is_sqlite:
+            targets.append(self._listen)
+        for target in targets:
             t = threading.Thread(target=target, name=f"worker-{target.__name__}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -306,6 +309,26 @@ class Worker:
             with self._inflight_lock:
                 self._inflight.discard(item["id"])
             self._wake.set()
+
+    def _listen(self) -> None:
+        """PostgreSQL: wake at once when any process commits new work, so latency
+        does not depend on the polling interval."""
+        import psycopg
+
+        from orchestrator.engine.tx import WAKE_CHANNEL
+
+        url = self.store.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as e:
+                log.warning("LISTEN connection lost (%s); polling meanwhile", e)
+                self._stop.wait(1.0)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease / 3):

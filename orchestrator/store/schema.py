@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -70,9 +71,45 @@ environments = Table(
     Column("name", String(255), nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("variables", JSON, nullable=False),
+    # Names of variables whose values the API shows as "***".
+    Column("secrets", JSON, nullable=False, default=list, server_default=text("'[]'")),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("project", "name"),
+)
+
+# Cron triggers start a workflow on a schedule. Times are epoch seconds; the
+# scheduler advances ``next_execution_time`` with a guarded UPDATE.
+cron_triggers = Table(
+    "cron_triggers", metadata,
+    Column("id", ID, primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("pattern", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_input", JSON, nullable=False),
+    Column("workflow_params", JSON, nullable=False),
+    Column("first_execution_time", Float),
+    Column("remaining_executions", Integer),  # None: no limit
+    Column("next_execution_time", Float),  # None: will not fire again
+    Column("missed", String(8), nullable=False),  # skip | once | all
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project", "name"),
+    Index("ix_cron_triggers_next", "next_execution_time"),
+)
+
+# One row per (trigger, fire time) ever fired: the unique key is what makes
+# firing exactly-once across scheduler processes. Kept after the trigger is gone.
+cron_fires = Table(
+    "cron_fires", metadata,
+    Column("trigger_id", ID, nullable=False),
+    Column("fire_time", Float, nullable=False),
+    Column("fired_at", Float, nullable=False),
+    Column("execution_id", ID, nullable=False),
+    Column("error", Text),  # why no execution could start, if so
+    UniqueConstraint("trigger_id", "fire_time", name="uq_cron_fires_trigger_time"),
 )
 
 # Content-addressed copies of parsed documents; executions pin one.
