@@ -100,7 +100,7 @@ def test_engines_survive_a_sigkill_with_every_action_counted_once(pg_store, pg_u
                               headers={**headers, "Content-Type": "text/plain"}, timeout=10)
             assert r.status_code == 201, r.text
             ids = []
-            for i in range(20):
+            for _ in range(20):
                 r = requests.post(f"{base_url}/v2/executions", headers=headers, timeout=10,
                                   json={"workflow_name": "thirty", "input": {"base": server.url}})
                 assert r.status_code == 201, r.text

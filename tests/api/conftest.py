@@ -27,7 +27,7 @@ class Api:
         self.app, self.store, self.token = app, store, token
         self.client = app.test_client()
 
-    def as_(self, token: str | None) -> "Api":
+    def as_(self, token: str | None) -> Api:
         return Api(self.app, self.store, token)
 
     def call(self, method: str, path: str, body=None, *, yaml: str | None = None,
