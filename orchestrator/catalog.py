@@ -22,10 +22,11 @@ from orchestrator.dsl.spec import ActionSpec, Document, WorkflowSpec
 from orchestrator.dsl.tasks import hint
 from orchestrator.dsl.yamlsource import Source
 from orchestrator.engine import specs
-from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.errors import Conflict, InvalidInput, NotFound, OrchestratorError
 from orchestrator.secrets import MASK
 from orchestrator.store.schema import (
     action_definitions,
+    cron_triggers,
     environments,
     workbooks,
     workflow_definitions,
@@ -174,7 +175,41 @@ def create_workbook(conn, project: str, text: str, now: float):
         created_at=now, updated_at=now))
     texts = dict.fromkeys([*doc.workflows, *doc.actions], text)
     _insert_members(conn, project, doc, digest, now, name, texts)
+    _sync_triggers(conn, project, doc, now)
     return get_workbook(conn, project, name)
+
+
+def _sync_triggers(conn, project: str, doc: Document, now: float) -> None:
+    """Make the workbook's cron triggers (named ``<workbook>.<name>``) those of its
+    ``triggers:`` section. A trigger whose schedule did not change keeps its next
+    fire time, so updating a workbook neither skips nor repeats a fire."""
+    from orchestrator import cron
+
+    t = cron_triggers
+    mine = (t.c.project == project) & (t.c.workbook_name == doc.name)
+    before = {r["name"]: r for r in conn.execute(select(t).where(mine)).mappings()}
+    conn.execute(delete(t).where(mine))
+    for i, entry in enumerate(doc.triggers):
+        name = f"{doc.name}.{entry['name']}"
+        workflow = entry["workflow"]
+        if f"{doc.name}.{workflow}" in doc.workflows:
+            workflow = f"{doc.name}.{workflow}"
+        try:
+            row = cron.create(
+                conn, project, now, name=name, pattern=entry["pattern"],
+                workflow_name=workflow, workflow_input=entry.get("input") or {},
+                workflow_params=entry.get("params") or {},
+                timezone=entry.get("timezone") or "UTC", missed=entry.get("missed") or "skip",
+                first_execution_time=entry.get("first_execution_time"),
+                remaining_executions=entry.get("remaining_executions"), workbook=doc.name)
+        except OrchestratorError as e:
+            raise InvalidInput(f"triggers[{i}] ({entry['name']}): {e.message}") from None
+        old = before.get(name)
+        if old is not None and (old["pattern"], old["timezone"]) == (row["pattern"],
+                                                                     row["timezone"]):
+            conn.execute(update(t).where(t.c.id == row["id"]).values(
+                next_execution_time=old["next_execution_time"],
+                remaining_executions=old["remaining_executions"]))
 
 
 def update_workbook(conn, project: str, text: str, now: float):
@@ -189,6 +224,7 @@ def update_workbook(conn, project: str, text: str, now: float):
         definition=text, tags=_tags(text), updated_at=now))
     texts = dict.fromkeys([*doc.workflows, *doc.actions], text)
     _insert_members(conn, project, doc, digest, now, name, texts)
+    _sync_triggers(conn, project, doc, now)
     return get_workbook(conn, project, name)
 
 
@@ -203,6 +239,8 @@ def delete_workbook(conn, project: str, name: str) -> None:
     their pinned copy)."""
     row = get_workbook(conn, project, name)
     _delete_members(conn, project, name)
+    conn.execute(delete(cron_triggers).where(cron_triggers.c.project == project,
+                                             cron_triggers.c.workbook_name == name))
     conn.execute(delete(workbooks).where(workbooks.c.id == row["id"]))
 
 

@@ -102,7 +102,7 @@ def _check_input(conn, project: str, workflow_name: str, given: dict, params: di
 def create(conn, project: str, now: float, *, name: str, pattern: str, workflow_name: str,
            workflow_input: dict, workflow_params: dict, first_execution_time: str | None = None,
            remaining_executions: int | None = None, timezone: str = "UTC",
-           missed: str = "skip", unknown=()):
+           missed: str = "skip", unknown=(), workbook: str | None = None):
     """Store a trigger. Its first run is at ``first_execution_time`` when given (which
     must be in the future), else at the pattern's first match after ``now``.
     ``unknown``: field names the request had that a trigger does not."""
@@ -128,7 +128,7 @@ def create(conn, project: str, now: float, *, name: str, pattern: str, workflow_
         workflow_name=qualified, workflow_input=workflow_input, workflow_params=workflow_params,
         first_execution_time=first, remaining_executions=remaining_executions,
         next_execution_time=following if first is None else first,
-        missed=missed, created_at=now, updated_at=now))
+        missed=missed, workbook_name=workbook, created_at=now, updated_at=now))
     return get(conn, project, name)
 
 

@@ -14,11 +14,16 @@ from orchestrator.dsl.parser import Layout
 from orchestrator.dsl.spec import ActionSpec, Document, WorkflowSpec
 from orchestrator.dsl.tasks import hint
 from orchestrator.dsl.yamlsource import Source
+from orchestrator.errors import InvalidInput
 
 # Free text is never evaluated, so braces in a description are not expressions.
 _FREE_TEXT_KEYS = ("description", "tags")
 _UNCLOSED = ((re.compile(r"<%(?!.*%>)", re.DOTALL), "<%", "%>"),
              (re.compile(r"{{(?!.*}})", re.DOTALL), "{{", "}}"))
+
+
+TRIGGER_KEYS = ("name", "pattern", "workflow", "input", "params", "timezone", "missed",
+                "first_execution_time", "remaining_executions", "description")
 
 
 class Checker:
@@ -44,6 +49,7 @@ class Checker:
                 self.source.report(path + ("tasks",), "no task to start with: every task is "
                                    "the target of a transition (a direct workflow starts with "
                                    "the tasks that no on-* clause names)")
+        self._check_triggers()
         for path in list(self.layout.actions.values()) + list(self.layout.workflows.values()):
             self._check_expressions(_at(self.source.data, path), path, ())
 
@@ -177,6 +183,47 @@ class Checker:
         for name in workflow.tasks:
             if name not in state:
                 visit(name, [])
+
+    # --- triggers ---------------------------------------------------------------------
+
+    def _check_triggers(self) -> None:
+        """The workbook's ``triggers:``: each a cron trigger created with the workbook."""
+        from orchestrator.cron import MISSED, check_pattern
+
+        seen: set = set()
+        for i, entry in enumerate(self.doc.triggers):
+            path = ("triggers", i)
+            for key in entry:
+                if key not in TRIGGER_KEYS:
+                    self.source.report(path + (key,), f"unknown trigger key {key!r}"
+                                       + hint(key, TRIGGER_KEYS))
+            name = entry.get("name")
+            if not isinstance(name, str) or not name.strip():
+                self.source.report(path, "a trigger needs a 'name'")
+            elif name in seen:
+                self.source.report(path + ("name",), f"trigger {name!r} is defined twice")
+            seen.add(name)
+            try:
+                check_pattern(entry.get("pattern"), entry.get("timezone") or "UTC")
+            except (InvalidInput, AttributeError) as e:
+                message = e.message if isinstance(e, InvalidInput) else "a trigger needs a " \
+                    "'pattern' (5 cron fields, or 6 with seconds first)"
+                self.source.report(path + ("pattern",), message)
+            workflow = entry.get("workflow")
+            local = f"{self.doc.name}.{workflow}"
+            if not isinstance(workflow, str) or not workflow:
+                self.source.report(path, "a trigger needs the 'workflow' it starts")
+            elif local not in self.doc.workflows and workflow not in self.doc.workflows \
+                    and not (self.lookup_workflow and self.lookup_workflow(workflow)):
+                known = [self._short(w) for w in self.doc.workflows]
+                self.source.report(path + ("workflow",), f"unknown workflow {workflow!r}"
+                                   + hint(workflow, known))
+            if entry.get("missed", "skip") not in MISSED:
+                self.source.report(path + ("missed",), f"missed must be one of "
+                                   f"{', '.join(MISSED)}")
+            for key in ("input", "params"):
+                if entry.get(key) is not None and not isinstance(entry[key], dict):
+                    self.source.report(path + (key,), f"{key} must be a mapping")
 
     # --- expressions ------------------------------------------------------------------
 

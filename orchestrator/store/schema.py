@@ -94,6 +94,7 @@ cron_triggers = Table(
     Column("remaining_executions", Integer),  # None: no limit
     Column("next_execution_time", Float),  # None: will not fire again
     Column("missed", String(8), nullable=False),  # skip | once | all
+    Column("workbook_name", String(255)),  # set when defined in a workbook's `triggers:`
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("project", "name"),
