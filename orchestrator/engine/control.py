@@ -66,12 +66,13 @@ def resolve_workflow(doc: Document, name: str | None) -> str:
 def start(store: Store, doc: Document, workflow_name: str | None = None, input: dict | None = None,
           *, env: dict | None = None, task_name: str | None = None,
           execution_id: str | None = None, project: str = "default", description: str = "",
-          now: float | None = None) -> str:
-    """Start an execution; its first tasks run in the same transaction when they can."""
+          now: float | None = None, secrets: list | None = None) -> str:
+    """Start an execution; its first tasks run in the same transaction when they can.
+    ``secrets`` names the ``env`` variables to show as ``***``."""
     with store.begin() as conn:
         return start_in(conn, doc, workflow_name, input, env=env, task_name=task_name,
                         execution_id=execution_id, project=project, description=description,
-                        now=now)
+                        now=now, secrets=secrets)
 
 
 def start_in(conn, doc: Document, workflow_name: str | None = None, input: dict | None = None,

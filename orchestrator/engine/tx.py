@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
+from orchestrator import secrets
 from orchestrator.engine import states
 from orchestrator.errors import NotFound, OrchestratorError
 from orchestrator.store import schema
@@ -141,7 +142,10 @@ class Tx:
 
     def execution(self, execution_id: str) -> dict:
         """The execution row, locked for the rest of the transaction."""
-        return self._load("workflow", execution_id, lock=True)
+        row = self._load("workflow", execution_id, lock=True)
+        if row["params"].get("secrets"):  # hide them in this process's log lines too
+            secrets.values_of(row["params"].get("env"), row["params"]["secrets"])
+        return row
 
     def task(self, task_id: str) -> dict:
         return self._load("task", task_id)
