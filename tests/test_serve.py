@@ -130,9 +130,9 @@ class Server:
     def log(self) -> str:
         return "".join(self.lines) or "(nothing on stderr)"
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then the exit status (killed and None if it does not exit)."""
-        if self.proc.poll() is None:
+    def stop(self, timeout: float = 15.0, signal_it: bool = True) -> int | None:
+        """SIGTERM (once), then the exit status (killed and None if it does not exit)."""
+        if signal_it and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=timeout)
@@ -490,7 +490,7 @@ def test_sigterm_hands_a_running_action_to_the_next_server(tmp_path):
             # The held request is let go only now: the process waits for its action
             # thread before exiting (see test_sigterm_exits_within_the_grace_period).
             remote.hold["/slow"].set()
-            code = first.stop(timeout=10)
+            code = first.stop(timeout=10, signal_it=False)
         finally:
             first.kill()
         assert code == 0, f"exit {code}\n{first.log()}"
