@@ -104,7 +104,7 @@ class Client:
         path = f"/v2/{resource}"
         while True:
             page = self.request("GET", path, params=params)
-            yield from page[resource]
+            yield from page[resource.rsplit("/", 1)[-1]]  # "executions/X/tasks" -> "tasks"
             if not follow or not page.get("next"):
                 return
             # Follow "next" on our own host: the server may know itself by another name.
@@ -152,7 +152,8 @@ class Client:
         return self.request("PUT", f"/v2/executions/{execution_id}", json=body)
 
     def execution_tasks(self, execution_id: str) -> builtins.list[dict]:
-        return self.request("GET", f"/v2/executions/{execution_id}/tasks")["tasks"]
+        """Every task of the execution (all pages), in start order."""
+        return builtins.list(self.iter(f"executions/{execution_id}/tasks", limit=1000))
 
     def events(self, execution_id: str, after: int = 0) -> builtins.list[dict]:
         """The execution's events with an id above ``after``, oldest first."""

@@ -192,10 +192,11 @@ class Client:
                          json={"workflow_name": workflow, "input": input or {},
                                **fields}).json()
 
-    def watch(self, execution_id: str, timeout: float = TIMEOUT) -> tuple[dict, list[dict]]:
+    def watch(self, execution_id: str, after: int = 0,
+              timeout: float = TIMEOUT) -> tuple[dict, list[dict]]:
         """Poll the events (after the last seen id) until the workflow ends, as the
         CLI does; the execution and every event seen."""
-        events, after = [], 0
+        events = []
         deadline = time.monotonic() + timeout
         while True:
             page = self.get(f"/v2/executions/{execution_id}/events", params={"after": after},
@@ -203,15 +204,19 @@ class Client:
             events += page
             if page:
                 after = page[-1]["id"]
+            # An end event sends the CLI to read the execution, which is the authority: a
+            # rerun execution has an old workflow.ERROR in its history and is RUNNING again.
             if any(e["kind"].startswith("workflow.") and e["kind"][9:] in ENDED for e in page):
-                break
+                execution = self.get(f"/v2/executions/{execution_id}", expect=200).json()
+                if execution["state"] in ENDED:
+                    break
             self.until(time.monotonic() < deadline,
                        f"execution {execution_id} did not end: {[e['kind'] for e in events]}",
                        deadline)
             time.sleep(0.05)
         ids = [e["id"] for e in events]
         assert ids == sorted(set(ids)), f"events repeated or out of order: {ids}"
-        return self.get(f"/v2/executions/{execution_id}", expect=200).json(), events
+        return execution, events
 
     def tasks(self, execution_id: str) -> list[dict]:
         return self.get(f"/v2/executions/{execution_id}/tasks", expect=200).json()["tasks"]
@@ -375,16 +380,17 @@ def test_cancel(red):
 def test_rerun_a_failed_task_after_its_cause_is_gone(red, remote):
     remote.statuses["/flaky"] = [500]  # the first call fails, the next ones succeed
     ex = red.start("serve.calling", {"url": remote.url + "/flaky"})
-    failed, _ = red.watch(ex["id"])
+    failed, before = red.watch(ex["id"])
     assert failed["state"] == "ERROR", failed
     [task] = red.tasks(ex["id"])
     assert task["state"] == "ERROR" and "500" in (task["state_info"] or ""), task
     rerun = red.put(f"/v2/tasks/{task['id']}", json={"state": "RUNNING", "reset": True},
                     expect=200).json()
     assert rerun["id"] == task["id"] and rerun["state"] != "ERROR", rerun
-    final, events = red.watch(ex["id"])
+    final, events = red.watch(ex["id"], after=before[-1]["id"])
     assert final["state"] == "SUCCESS", final
     assert final["output"] == {"status": 200}
+    assert events[-1]["kind"] == "workflow.SUCCESS", events
     assert remote.paths["/flaky"] == 2
     actions = red.get(f"/v2/tasks/{task['id']}/action_executions",
                       expect=200).json()["action_executions"]

@@ -251,7 +251,8 @@ def complete_action(store: Store, action_id: str, state: str, output=None) -> No
         info = None if ok else (str(output) if output is not None else "Unknown error")
         if state == A.CANCELLED.value:
             info = "action cancelled"
-        tasks.action_done(tx, ex, action, ok, output, info)
+        tasks.action_done(tx, ex, action, ok, output, info,
+                          cancelled=state == A.CANCELLED.value)
         workflows.settle(tx, ex)
 
 

@@ -193,13 +193,16 @@ def _count(task: dict, ok: bool) -> None:
         task["items_failed"] += 1
 
 
-def action_done(tx: Tx, ex: dict, action: dict, ok: bool, output, info: str | None) -> None:
-    """An action (or sub-workflow) of a task finished: record it, move the task on."""
+def action_done(tx: Tx, ex: dict, action: dict, ok: bool, output, info: str | None,
+                cancelled: bool = False) -> None:
+    """An action (or sub-workflow) of a task finished: record it, move the task on
+    (a cancelled action counts as failed for its task)."""
     if action["state"] != A.RUNNING.value:
         return
     task = tx.task(action["task_execution_id"])
     ok, output, info = launch.transform_output(tx, ex, task, action, ok, output, info)
-    tx.set_state("action", action, A.SUCCESS.value if ok else A.ERROR.value, info)
+    final = A.CANCELLED if cancelled else A.SUCCESS if ok else A.ERROR
+    tx.set_state("action", action, final.value, info)
     action["output"] = output
     if task["state"] != T.RUNNING.value or action["superseded"]:
         return

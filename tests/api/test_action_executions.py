@@ -55,6 +55,7 @@ def test_a_cancelled_async_action_fails_its_task(api):
     api.drive()
     task = api.get(f"/v2/tasks/{action['task_execution_id']}").get_json()
     assert task["state"] == "ERROR" and "cancelled" in task["state_info"]
+    assert api.get(f"/v2/action_executions/{action['id']}").get_json()["state"] == "CANCELLED"
 
 
 def test_action_executions_filter_by_task(api):
