@@ -103,7 +103,7 @@ def serve(options: ServeOptions, out=sys.stderr) -> int:
     except (_Stop, KeyboardInterrupt):
         print("stopping: handing running work back", file=out, flush=True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
         if server is not None:
             server.close()
         if scheduler is not None:
@@ -111,4 +111,5 @@ def serve(options: ServeOptions, out=sys.stderr) -> int:
         if worker is not None:
             worker.stop(grace=options.grace)
         store.dispose()
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -527,11 +527,6 @@ sleepy:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: after SIGTERM, `orchestrator serve` hands the action back after --grace "
-    "but the process does not exit until the action's thread ends: Worker.stop() calls "
-    "ThreadPoolExecutor.shutdown(wait=False), and the interpreter's exit "
-    "(concurrent.futures.thread._python_exit) joins the pool's non-daemon threads"))
 def test_sigterm_exits_within_the_grace_period(tmp_path):
     s = Server(f"sqlite:///{tmp_path}/orch.db", "--grace", "0.5")
     try:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
@@ -53,7 +53,10 @@ class Worker:
         self._stop = threading.Event()
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        # Claimed actions wait here for an executor thread. The threads are daemons:
+        # at shutdown an action still running past the grace period is handed back,
+        # and must not keep the process alive.
+        self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
 
     # -- one round -----------------------------------------------------------------
@@ -242,7 +245,8 @@ class Worker:
     # -- threads -------------------------------------------------------------------
     def start(self) -> Worker:
         self.release_dead_leases()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="action")
+        for i in range(self.threads):
+            threading.Thread(target=self._execute_loop, name=f"action-{i}", daemon=True).start()
         targets = [self._loop, self._heartbeat]
         if not self.store.is_sqlite:
             targets.append(self._listen)
@@ -264,8 +268,17 @@ class Worker:
         for t in self._threads:
             t.join(grace)
         self._threads = []
-        if self._pool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        while True:  # claimed but not started: back to the queue at once
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._release([item["id"]])
+                with self._inflight_lock:
+                    self._inflight.discard(item["id"])
+        for _ in range(self.threads):
+            self._queue.put(None)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             with self._inflight_lock:
@@ -274,10 +287,21 @@ class Worker:
             time.sleep(0.05)
         with self._inflight_lock:
             ids = list(self._inflight)
-        with self.store.begin() as conn:
-            conn.execute(update(w).where(w.c.id.in_(ids), w.c.lease_owner == self.owner)
-                         .values(lease_owner=None, lease_until=None))
+        self._release(ids)
         log.warning("handed back %d running action(s) at shutdown", len(ids))
+
+    def _release(self, work_ids: list[int]) -> None:
+        """Give up our leases on these work rows: claimable by anyone at once."""
+        with self.store.begin() as conn:
+            conn.execute(update(w).where(w.c.id.in_(work_ids), w.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_until=None))
+
+    def _execute_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._run_claimed(item)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -289,7 +313,7 @@ class Worker:
                 for item in self.claim_actions(limit=free):
                     with self._inflight_lock:
                         self._inflight.add(item["id"])
-                    self._pool.submit(self._run_claimed, item)
+                    self._queue.put(item)
                     busy += 1
             except Exception:
                 log.exception("worker round failed")
