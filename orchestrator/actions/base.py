@@ -17,12 +17,19 @@ Actions may run more than once when a process dies while running them: every
 attempt sees the same ``context.idempotency_key``; pass it on to the remote
 side (``std.http`` sends it as the ``Idempotency-Key`` header).
 
+An action that starts remote work should choose its reference (a job id) and
+``context.remember(ref)`` it *before* starting the work; after a crash the next
+run sees ``context.external_ref`` and looks the work up instead of starting it
+twice.
+
 Custom actions are registered through the ``orchestrator.actions`` entry point
 group: ``my.action = mypackage.module:MyAction``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,22 @@ class ActionContext:
     task_name: str
     workflow_name: str
     attempt: int = 1
+    # What an earlier run of this same action execution saved with save_ref (it
+    # died before finishing), or None on the first run.
+    external_ref: Any = None
+    save_ref: Callable[[Any], None] | None = None
 
     @property
     def idempotency_key(self) -> str:
         return self.action_execution_id
+
+    def remember(self, ref: Any) -> None:
+        """Commit ``ref`` (e.g. a job id chosen before publishing the job) to the
+        action execution now, so a run after a crash finds it in ``external_ref``
+        and can look the job up instead of starting it again."""
+        if self.save_ref is None:
+            raise RuntimeError("this action runs inside the engine step: it cannot save a ref")
+        self.save_ref(ref)
 
 
 class Action:
@@ -44,6 +63,9 @@ class Action:
 
     sync: bool = True
     pure: bool = False
+    # Which processes may run it: "default" (any engine) or "agent" (only a
+    # process with the Salt bridge, placed beside the Salt master).
+    queue: str = "default"
 
     def run(self, context: ActionContext):  # pragma: no cover - interface
         raise NotImplementedError

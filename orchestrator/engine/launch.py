@@ -79,11 +79,17 @@ def run(instance, context: ActionContext):
         return False, None, f"{type(e).__name__}: {e}"
 
 
-def context_for(ex: dict, task: dict, action: dict) -> ActionContext:
+def context_for(ex: dict, task: dict, action: dict, save_ref=None) -> ActionContext:
     return ActionContext(
         execution_id=ex["id"], task_execution_id=task["id"], action_execution_id=action["id"],
         task_name=task["name"], workflow_name=ex["workflow_name"], attempt=action["runs"],
+        external_ref=action.get("external_ref"), save_ref=save_ref,
     )
+
+
+def work_kind(instance) -> str:
+    """The queue an action's run waits in: agent actions only go to a bridge."""
+    return "run_agent" if getattr(instance, "queue", "default") == "agent" else "run_action"
 
 
 def items(tx: Tx, ex: dict, task: dict, spec, indexes: list[int]) -> list[tuple[dict, bool]]:
@@ -128,7 +134,7 @@ def items(tx: Tx, ex: dict, task: dict, spec, indexes: list[int]) -> list[tuple[
             tx.set_state("action", row, A.SUCCESS.value if ok else A.ERROR.value, info)
             finished.append((row, ok))
         else:
-            tx.add_work("run_action", ex["id"], task_id=task["id"], action_id=row["id"])
+            tx.add_work(work_kind(instance), ex["id"], task_id=task["id"], action_id=row["id"])
     return finished
 
 

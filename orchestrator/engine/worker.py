@@ -31,6 +31,7 @@ from orchestrator.store.db import Store
 
 log = logging.getLogger(__name__)
 w = schema.work
+ACTION_KINDS = ("run_action", "run_agent")  # leased: they run outside any transaction
 
 
 def _alive(pid: int) -> bool:
@@ -45,8 +46,10 @@ def _alive(pid: int) -> bool:
 
 class Worker:
     def __init__(self, store: Store, *, threads: int = 8, lease: float = 15.0,
-                 poll: float = 0.5, batch: int = 100):
+                 poll: float = 0.5, batch: int = 100, agent: bool = False):
         self.store = store
+        # Agent actions (Salt) are claimed only by a process that has the bridge.
+        self.action_kinds = ACTION_KINDS if agent else ("run_action",)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.threads, self.lease, self.poll, self.batch = threads, lease, poll, batch
         self._wake = threading.Event()
@@ -66,10 +69,10 @@ class Worker:
     def _claim_stmt(self, now: float, kinds_action: bool, limit: int):
         cond = [w.c.held.is_(False), w.c.due_at <= now]
         if kinds_action:
-            cond += [w.c.kind == "run_action",
+            cond += [w.c.kind.in_(self.action_kinds),
                      (w.c.lease_until.is_(None)) | (w.c.lease_until < now)]
         else:
-            cond.append(w.c.kind != "run_action")
+            cond.append(w.c.kind.not_in(ACTION_KINDS))
         stmt = select(w).where(*cond).order_by(w.c.due_at, w.c.id).limit(limit)
         if not self.store.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
@@ -184,7 +187,9 @@ class Worker:
         except (OrchestratorError, TypeError, ValueError) as e:
             ok, output, info = False, None, f"task {task_row['name']!r}: action: {e}"
         else:
-            ok, output, info = launch.run(instance, launch.context_for(ex_row, task_row, action))
+            context = launch.context_for(ex_row, task_row, action,
+                                         save_ref=lambda ref: self._save_ref(item, ref))
+            ok, output, info = launch.run(instance, context)
         for _ in range(5):
             try:
                 with self.store.begin() as conn:
@@ -209,6 +214,17 @@ class Worker:
             except (StaleState, OperationalError):
                 time.sleep(0.05)
                 continue
+
+    def _save_ref(self, item: dict, ref) -> None:
+        """Commit an action's external reference while it runs (fenced by our lease)."""
+        a = schema.action_executions
+        with self.store.begin() as conn:
+            owned = conn.execute(select(w.c.id).where(
+                w.c.id == item["id"], w.c.lease_owner == self.owner)).first()
+            if owned is None:
+                raise OrchestratorError("lost the lease on this action: another process runs it")
+            conn.execute(update(a).where(a.c.id == item["action_id"], a.c.state == "RUNNING")
+                         .values(external_ref=ref))
 
     def run_once(self, now: float | None = None) -> int:
         """One synchronous round: engine work, then due actions. Work done."""

@@ -169,7 +169,8 @@ def pause(tx: Tx, ex: dict, info: str | None = None) -> None:
     w = schema.work
     tx.flush()
     tx.conn.execute(
-        update(w).where(w.c.execution_id == ex["id"], w.c.kind != "run_action").values(held=True)
+        update(w).where(w.c.execution_id == ex["id"],
+                        w.c.kind.not_in(("run_action", "run_agent"))).values(held=True)
     )
     for child in _children(tx, ex, (W.RUNNING.value,)):
         pause(tx, tx.execution(child), f"parent {ex['id']} paused")
