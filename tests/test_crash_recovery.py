@@ -65,7 +65,7 @@ def _succeeded(db_url: str, execution_id: str) -> set[str]:
     return ids
 
 
-def _wait_for(db_url: str, execution_id: str, done: int, proc, timeout: float = 30) -> None:
+def _wait_for(db_url: str, execution_id: str, done: int, proc, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(_succeeded(db_url, execution_id)) >= done:
@@ -117,11 +117,11 @@ def test_sigkilled_engine_restarts_to_same_result_without_rerunning_completed_ac
     assert n_tasks == 50
     assert sorted((t["name"], t["published"]) for t in final["tasks"]) == \
         sorted((t["name"], t["published"]) for t in expected["tasks"])
-    # Every action execution of the run reached the server, none more than twice
-    # (in flight at a kill: once more, same key), and none that had completed
-    # before a kill ran again after it.
+    # Every action execution of the run reached the server; one in flight at a
+    # kill ran once more after it (same key), so at most once more per kill; and
+    # none that had completed before a kill ran again after it.
     assert len(server.keys) == 48
-    assert max(server.keys.values()) <= 2
+    assert max(server.keys.values()) <= 1 + len(snapshots)
     for completed, counts in snapshots:
         assert [k for k in completed if server.keys[k] != counts[k]] == []
     assert len(snapshots[-1][0]) >= 30
