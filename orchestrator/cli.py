@@ -208,10 +208,12 @@ def cmd_engine(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from orchestrator.server import ROLES, ServeOptions, serve
+    from orchestrator.server import ServeOptions, serve
 
     return serve(ServeOptions(
-        db=args.db, host=args.host, port=args.port, roles=tuple(args.role or ROLES),
+        db=args.db, host=args.host, port=args.port,
+        roles=tuple(args.role) if args.role else None,
+        salt_master_config=args.salt_master_config,
         no_auth=args.no_auth, tokens_file=args.tokens, executor_threads=args.threads,
         grace=args.grace, lease=args.lease,
     ))
@@ -250,8 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", help=db_help)
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8989, help="port (default 8989; 0 picks one)")
-    s.add_argument("--role", action="append", choices=["api", "engine", "scheduler"],
-                   help="run only this role (repeatable; default: all)")
+    s.add_argument("--role", action="append", choices=["api", "engine", "scheduler", "agent"],
+                   help="run only this role (repeatable; default: api, engine, scheduler, "
+                        "and agent when a salt-master is configured)")
+    s.add_argument("--salt-master-config", metavar="FILE",
+                   help="the salt-master's config file: run the Salt bridge (agent role) "
+                        "beside it (also ORCH_SALT_MASTER_CONFIG)")
     s.add_argument("--tokens", metavar="FILE", help="API tokens file (also ORCH_API_TOKENS)")
     s.add_argument("--no-auth", action="store_true",
                    help="no authentication (binds 127.0.0.1 only; for local use)")
@@ -266,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestrator.cli_client import add_commands  # here: cli_client imports this module
 
     add_commands(sub)
+    from agent_bridge.lab import add_commands as add_lab_commands
+
+    add_lab_commands(sub)
     return p
 
 

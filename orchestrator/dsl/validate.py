@@ -147,6 +147,11 @@ class Checker:
         for name in required:
             if name not in given:
                 self.source.report(input_path, f"missing required input {name!r} for {what}")
+        # An action may check its literal input itself (the Salt actions refuse a
+        # function outside the allowlist): [(input key or None, message)].
+        for key, message in getattr(target, "check_input", lambda given: [])(given):
+            where = input_path + (key,) if key in explicit else call_path
+            self.source.report(where, f"{what}: {message}")
         if kwargs:
             return
         for name in given:

@@ -236,8 +236,10 @@ def skip_task(store: Store, task_id: str) -> None:
 
 
 @_retrying
-def complete_action(store: Store, action_id: str, state: str, output=None) -> None:
-    """Complete an asynchronous action from outside (SUCCESS, ERROR or CANCELLED)."""
+def complete_action(store: Store, action_id: str, state: str, output=None,
+                    info: str | None = None) -> None:
+    """Complete an asynchronous action from outside (SUCCESS, ERROR or CANCELLED).
+    An ERROR's message is ``info``, or else the output as text."""
     if state not in (A.SUCCESS.value, A.ERROR.value, A.CANCELLED.value):
         raise InvalidInput("state must be SUCCESS, ERROR or CANCELLED")
     with _tx(store) as tx:
@@ -248,7 +250,10 @@ def complete_action(store: Store, action_id: str, state: str, output=None) -> No
         tx.flush()
         tx.conn.execute(schema.work.delete().where(schema.work.c.action_id == action_id))
         ok = state == A.SUCCESS.value
-        info = None if ok else (str(output) if output is not None else "Unknown error")
+        if ok:
+            info = None
+        elif info is None:
+            info = str(output) if output is not None else "Unknown error"
         if state == A.CANCELLED.value:
             info = "action cancelled"
         tasks.action_done(tx, ex, action, ok, output, info,

@@ -17,7 +17,7 @@ import time
 import traceback
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.actions import registry
@@ -46,10 +46,14 @@ def _alive(pid: int) -> bool:
 
 class Worker:
     def __init__(self, store: Store, *, threads: int = 8, lease: float = 15.0,
-                 poll: float = 0.5, batch: int = 100, agent: bool = False):
+                 poll: float = 0.5, batch: int = 100, agent: bool = False,
+                 only_agent: bool = False):
         self.store = store
-        # Agent actions (Salt) are claimed only by a process that has the bridge.
-        self.action_kinds = ACTION_KINDS if agent else ("run_action",)
+        # Agent actions (Salt) are claimed only by a process that has the bridge;
+        # ``only_agent`` (``--role agent``): nothing else, and no engine steps.
+        self.action_kinds = ("run_agent",) if only_agent else \
+            ACTION_KINDS if agent else ("run_action",)
+        self.steps = not only_agent
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.threads, self.lease, self.poll, self.batch = threads, lease, poll, batch
         self._wake = threading.Event()
@@ -80,6 +84,8 @@ class Worker:
 
     def step(self, now: float | None = None) -> int:
         """Claim and apply due engine work in one transaction; the number applied."""
+        if not self.steps:
+            return 0
         claimed: list[dict] = []
         try:
             with self.store.begin() as conn:
@@ -240,9 +246,14 @@ class Worker:
                 return
 
     def next_due(self) -> float | None:
+        """When the next work this worker may claim is due (not agent work queued
+        for a bridge elsewhere: waiting for it would spin)."""
+        mine = w.c.kind.in_(self.action_kinds)
+        if self.steps:
+            mine = or_(mine, w.c.kind.not_in(ACTION_KINDS))  # type: ignore[assignment]
         with self.store.connect() as conn:
             return conn.execute(select(func.min(w.c.due_at)).where(
-                w.c.held.is_(False),
+                w.c.held.is_(False), mine,
                 (w.c.lease_owner.is_(None)) | (w.c.lease_until < time.time()))).scalar()
 
     def release_dead_leases(self) -> int:

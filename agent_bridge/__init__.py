@@ -1,0 +1,1 @@
+"""Agent bridge: the orchestrator's transport to VMs over Salt, and a private Salt lab."""
