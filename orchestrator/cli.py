@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -152,16 +153,41 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the worker hands back its leases
 
 
+def _agent_actions(doc) -> list[str]:
+    """The Salt (agent) actions a document's tasks call by name."""
+    from orchestrator.actions import registry
+
+    names = set()
+    for workflow in doc.workflows.values():
+        for task in workflow.tasks.values():
+            cls = registry.find(task.action) if task.action else None
+            if cls is not None and getattr(cls, "queue", "default") == "agent":
+                names.add(task.action)
+    return sorted(names)
+
+
 def _with_worker(store, fn):
+    """Run ``fn`` while an engine works on ``store`` — with the Salt bridge too
+    when a salt-master is configured (ORCH_SALT_MASTER_CONFIG), so local runs
+    can use the salt.* actions."""
+    from agent_bridge.config import SaltConfig
     from orchestrator.engine.worker import Worker
 
-    worker = Worker(store).start()
+    salt_config = SaltConfig.from_env()
+    bridge = None
+    if salt_config.master_config:
+        from agent_bridge.bridge import Bridge
+
+        bridge = Bridge(store, salt_config).start()
+    worker = Worker(store, agent=bridge is not None).start()
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return fn(worker)
     finally:
         worker.stop()
+        if bridge is not None:
+            bridge.stop()
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -175,6 +201,10 @@ def cmd_run(args) -> int:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
+    salt = _agent_actions(doc)
+    if salt and not os.environ.get("ORCH_SALT_MASTER_CONFIG"):
+        raise UsageError(f"this workflow calls {', '.join(salt)}: set ORCH_SALT_MASTER_CONFIG "
+                         "to the salt-master's config file (for a lab: orchestrator lab salt)")
     store = _store(args)
     execution_id = control.start(
         store, doc, args.workflow, _json_arg(args.input, "--input"),

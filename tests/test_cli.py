@@ -155,3 +155,19 @@ def test_run_picks_a_workflow_of_a_workbook_by_short_or_full_name(tmp_path):
 def test_bad_command_line_is_a_usage_error_not_paused():
     r = cli("run")
     assert r.returncode == 64
+
+
+SALT_WF = """
+version: '2.0'
+ping:
+  tasks:
+    ping:
+      action: salt.ping tgt=vm-1
+"""
+
+
+def test_run_of_a_salt_workflow_without_a_salt_master_says_what_to_set(tmp_path):
+    (tmp_path / "wf.yaml").write_text(SALT_WF)
+    r = cli("run", str(tmp_path / "wf.yaml"), tmp=tmp_path)
+    assert r.returncode == 4
+    assert "calls salt.ping: set ORCH_SALT_MASTER_CONFIG" in r.stderr
