@@ -27,8 +27,7 @@ def _tx(store: Store, now: float | None = None):
     with store.begin() as conn:
         tx = Tx(conn, now, lock_rows=not store.is_sqlite)
         yield tx
-        steps.drain(tx)
-        tx.flush()
+        steps.finish(tx)
 
 
 def _retrying(fn):
@@ -90,8 +89,7 @@ def start_in(conn, doc: Document, workflow_name: str | None = None, input: dict 
     digest = specs.pin(tx.conn, doc, tx.now)
     ex = workflows.start(tx, digest, name, input or {}, params, execution_id=execution_id,
                          project=project, description=description)
-    steps.drain(tx)
-    tx.flush()
+    steps.finish(tx)
     return ex["id"]
 
 

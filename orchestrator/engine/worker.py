@@ -98,8 +98,7 @@ class Worker:
                 tx.delete_claimed([item["id"] for item in claimed])
                 for item in claimed:
                     steps.process(tx, item)
-                steps.drain(tx)
-                tx.flush()
+                steps.finish(tx)
         except (StaleState, OperationalError) as e:
             # Someone moved a row, a deadlock victim, or the database is busy:
             # nothing was committed, the same work is claimed again next round.
@@ -133,8 +132,7 @@ class Worker:
                 if not tx.delete_work(item["id"]):
                     return
                 steps.process(tx, item)
-                steps.drain(tx)
-                tx.flush()
+                steps.finish(tx)
         except (StaleState, OperationalError):
             return
         except Exception:
@@ -212,8 +210,7 @@ class Worker:
                     else:
                         tasks.action_done(tx, ex, row, ok, output, info)
                         workflows.settle(tx, ex)
-                    steps.drain(tx)
-                    tx.flush()
+                    steps.finish(tx)
                 if tx.woke:
                     self._wake.set()
                 return
