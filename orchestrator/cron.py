@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 
 from orchestrator import catalog
 from orchestrator.dsl.tasks import hint
+from orchestrator.engine import workflows
 from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.store.schema import cron_triggers
 
@@ -75,15 +76,7 @@ def parse_time(value: str, field: str) -> float:
 def _check_input(conn, project: str, workflow_name: str, given: dict, params: dict):
     doc, qualified = catalog.workflow_document(conn, project, workflow_name)
     spec = doc.workflows[qualified]
-    declared = [p.name for p in spec.input]
-    for name in given:
-        if name not in declared:
-            takes = ", ".join(declared) or "nothing"
-            raise InvalidInput(f"workflow {qualified!r} has no input {name!r}"
-                               + (hint(name, declared) or f" (it takes: {takes})"))
-    missing = [p.name for p in spec.input if p.required and p.name not in given]
-    if missing:
-        raise InvalidInput(f"workflow {qualified!r} needs input {', '.join(map(repr, missing))}")
+    workflows.check_input(spec, given)  # the same check the engine makes at each firing
     for key in params:
         if key not in PARAMS:
             raise InvalidInput(f"workflow_params has no {key!r}; it takes {', '.join(PARAMS)}")

@@ -1,6 +1,8 @@
 """Execution lifecycle: start, finish, pause, resume, cancel (inside a step)."""
 from __future__ import annotations
 
+import difflib
+
 from sqlalchemy import select, update
 
 from orchestrator.engine import dataflow, specs, tasks
@@ -30,10 +32,12 @@ def check_input(spec, given: dict) -> dict:
     """Apply defaults; refuse unknown and missing parameters (a user's mistake: 400)."""
     declared = {p.name: p for p in spec.input}
     unknown = sorted(set(given) - set(declared))
-    if unknown and declared is not None:
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(declared), n=1)
         raise InvalidInput(
-            f"workflow {spec.name!r} has no input {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(declared) or 'no input'}"
+            f"workflow {spec.name!r} has no input {', '.join(map(repr, unknown))}"
+            + (f" (did you mean {close[0]!r}?)" if close else
+               f"; it takes: {', '.join(declared) or 'no input'}")
         )
     missing = [n for n, p in declared.items() if p.required and n not in given]
     if missing:
