@@ -36,6 +36,7 @@ from sqlalchemy import exists, select
 from agent_bridge.actions import ACTIONS
 from agent_bridge.config import SaltConfig
 from agent_bridge.jobs import Job, Wait, outcome, record, wait_outcome
+from orchestrator import logs, metrics
 from orchestrator.actions.base import ActionContext
 from orchestrator.engine import control
 from orchestrator.errors import ActionError, Conflict, InvalidInput, NotFound, OrchestratorError
@@ -138,7 +139,8 @@ class Bridge:
         action_id = context.action_execution_id
         ref = context.external_ref
         if isinstance(ref, dict) and ref.get("jid"):
-            return self._resume(action_id, ref, job)
+            with logs.context(salt_jid=ref["jid"]):
+                return self._resume(action_id, ref, job)
         project = self._project(context.execution_id)
         refusal = self.config.refusal(job["fun"], project)
         if refusal:
@@ -146,7 +148,8 @@ class Bridge:
         ref = {"jid": self.new_jid(), "fun": job["fun"], "tgt": job["tgt"],
                "tgt_type": job["tgt_type"], "timeout": job["timeout"]}
         context.remember(ref)  # committed before the publish: never published twice
-        return self._publish(action_id, ref, job)
+        with logs.context(salt_jid=ref["jid"]):
+            return self._publish(action_id, ref, job)
 
     def wait_for(self, context: ActionContext, minions: list[str], timeout: float) -> dict:
         """Start (or, after a crash, resume) a salt.wait_minions action."""
@@ -175,7 +178,7 @@ class Bridge:
     def _publish(self, action_id: str, ref: dict, job: dict) -> dict:
         jid = ref["jid"]
         pending = Job(jid, action_id, job["fun"], job["timeout"],
-                      deadline=time.time() + job["timeout"] + 60)
+                      deadline=time.time() + job["timeout"] + 60, published_at=time.time())
         with self._lock:  # filed before the publish: a return may come within milliseconds
             self._jobs[jid] = pending
         try:
@@ -335,6 +338,7 @@ class Bridge:
                 pending = self._jobs.get(jid)
                 if pending is not None:
                     pending.returns.setdefault(minion, record(data))
+                    pending.last_return_at = time.time()
                     self._check(pending)
                 elif jid in self._probes:
                     owner, answers = self._probes[jid]
@@ -393,7 +397,8 @@ class Bridge:
                 self._finished_probes.pop(p)
                 self._probes.pop(p, None)
         for pending in jobs:
-            self._resolve(pending, now)
+            with logs.context(action_execution_id=pending.action_id, salt_jid=pending.jid):
+                self._resolve(pending, now)
         for wait in waits:
             self._tend(wait, now)
 
@@ -488,6 +493,14 @@ class Bridge:
         else:
             state, output, info = outcome(item)
             self._forget(item.jid)
+            if item.published_at:  # publish to the last return, or to the verdict on the missing
+                end = time.time() if item.failed or not item.last_return_at else item.last_return_at
+                metrics.observe_salt_job(item.fun, state, end - item.published_at)
+        with logs.context(action_execution_id=item.action_id,
+                          salt_jid=getattr(item, "jid", None)):
+            self._complete_action(item, state, output, info)
+
+    def _complete_action(self, item: Job | Wait, state: str, output, info) -> None:
         try:
             control.complete_action(self.store, item.action_id, state, output, info=info)
         except (Conflict, NotFound) as e:  # cancelled, or completed by another bridge

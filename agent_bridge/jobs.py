@@ -22,6 +22,8 @@ class Job:
     probe_until: float = 0.0
     running_until: float = 0.0  # cap for minions still running at the deadline
     done: bool = False
+    published_at: float = 0.0  # epoch seconds; 0: published by an earlier process
+    last_return_at: float = 0.0
 
     def missing(self) -> set[str]:
         return (self.expected or set()) - self.returns.keys() - self.failed.keys()

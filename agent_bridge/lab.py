@@ -282,6 +282,29 @@ class SaltLab:
         self._minions[minion_id] = self._new_minion(minion_id)
         self.start_minion(minion_id)
 
+    def spawn_minion(self, minion_id: str, wrapper: list[str] | None = None) -> None:
+        """Start one more minion and return at once, without waiting for it to answer
+        (a VM booting: whoever needs it waits for it, e.g. ``salt.wait_minions``).
+        ``wrapper``: argv put before the minion's command (e.g. to run it in its own
+        mount namespace)."""
+        if minion_id in self._minions:
+            raise LabError(f"minion {minion_id!r} is already in the lab")
+        self._require_started()
+        daemon = self._new_minion(minion_id)
+        if wrapper:
+            daemon.argv = [*wrapper, *daemon.argv]
+        self._minions[minion_id] = daemon
+        daemon.start()
+
+    def remove_minion(self, minion_id: str) -> None:
+        """Kill the minion, forget it, and delete its key from the master, so that a
+        new minion with the same id (a new VM with the same name) is accepted."""
+        self._minion(minion_id).kill()
+        del self._minions[minion_id]
+        shutil.rmtree(self._dir("minions", minion_id), ignore_errors=True)
+        for state in ("minions", "minions_pre", "minions_denied", "minions_rejected"):
+            self._dir("master", "pki", state, minion_id).unlink(missing_ok=True)
+
     def start_minion(self, minion_id: str) -> None:
         """(Re)start a stopped or killed minion and return once it answers test.ping."""
         daemon = self._minion(minion_id)
@@ -544,6 +567,9 @@ def add_commands(subparsers) -> None:
                    help="lab directory, at most 50 characters, kept after the stop "
                         "(default: a new /tmp/sl-XXXXXXXX, removed after the stop)")
     p.set_defaults(func=cmd_lab_salt)
+    from labcloud.cli import add_commands as add_cloud_commands  # lazy: labcloud imports us
+
+    add_cloud_commands(kinds)
 
 
 def cmd_lab_salt(args) -> int:

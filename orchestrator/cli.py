@@ -238,6 +238,7 @@ def cmd_engine(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from orchestrator.logs import LogStream
     from orchestrator.server import ServeOptions, serve
 
     return serve(ServeOptions(
@@ -246,13 +247,15 @@ def cmd_serve(args) -> int:
         salt_master_config=args.salt_master_config,
         no_auth=args.no_auth, tokens_file=args.tokens, executor_threads=args.threads,
         grace=args.grace, lease=args.lease,
-    ))
+    ), out=LogStream("orchestrator.server") if args.log_format == "json" else sys.stderr)
 
 
 # -- entry point ------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="orchestrator", description="Durable Mistral v2 workflows for VM stacks.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    _log_options(p, argparse.SUPPRESS)  # default: the global options' defaults below
+    p.set_defaults(log_format="text", log_level=None)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     v = sub.add_parser("validate", help="check workbooks and workflow files")
@@ -297,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "another engine takes it over (default 15)")
     s.add_argument("--grace", type=float, default=10.0,
                    help="seconds running actions get at shutdown before being handed back")
+    _log_options(s, argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
     from orchestrator.cli_client import add_commands  # here: cli_client imports this module
@@ -305,32 +309,41 @@ def build_parser() -> argparse.ArgumentParser:
     from agent_bridge.lab import add_commands as add_lab_commands
 
     add_lab_commands(sub)
+    from orchestrator.demo import add_commands as add_demo_commands
+
+    add_demo_commands(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    from orchestrator.secrets import MaskingFilter
+def _log_options(parser, default) -> None:
+    parser.add_argument("--log-format", choices=("text", "json"), default=default,
+                        help="log lines as text (default) or one JSON object per line")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=default, help="default warning (debug with --debug)")
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(MaskingFilter())
+
+def main(argv: list[str] | None = None) -> int:
+    from orchestrator import logs
+
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_format, args.log_level or ("debug" if args.debug else "warning"))
+    err = logs.LogStream("orchestrator.cli", logging.ERROR) if args.log_format == "json" \
+        else sys.stderr
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted", file=err)
         return 130
     except OrchestratorError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=err)
         return EXIT_ERROR
     except Exception as e:  # our bug: say so plainly, traceback with --debug
         if args.debug:
             raise
         print(f"internal error: {type(e).__name__}: {e} (run with --debug for details)",
-              file=sys.stderr)
+              file=err)
         return EXIT_ERROR
 
 

@@ -31,6 +31,12 @@ def remember(values) -> None:
         _known.update(values)
 
 
+def known() -> list[str]:
+    """Every value remembered so far, longest first (for :func:`mask`)."""
+    with _lock:
+        return sorted(_known, key=len, reverse=True)
+
+
 def mask(value, secrets):
     """``value`` with every occurrence of a secret replaced by ``***``."""
     if not secrets:

@@ -78,8 +78,9 @@ def _check(options: ServeOptions, roles: tuple[str, ...], tokens: dict, salt_con
                            "without authentication with --no-auth")
 
 
-class _Stop(Exception):
-    pass
+class _Stop(SystemExit):
+    """Raised by SIGTERM in the main thread. A SystemExit, because waitress swallows
+    an Exception raised while it handles a socket event and would keep serving."""
 
 
 def _raise_stop(signum, frame):
@@ -129,6 +130,7 @@ def serve(options: ServeOptions, out=sys.stderr) -> int:
                   f"(roles: {', '.join(roles)}; store: {where})", file=out, flush=True)
             options.ready.set()
             server.run()
+            raise _Stop()  # run() returns once SIGTERM or Ctrl-C stopped its loop
         else:
             print(f"orchestrator running (roles: {', '.join(roles)}; store: {where})",
                   file=out, flush=True)

@@ -77,6 +77,7 @@ class Watcher:
         self.tasks: dict[str, dict] = {}  # id -> task, in the server's order
         self.execution: dict | None = None
         self.frame: list[str] = []  # the lines last drawn
+        self.retrying: set[str] = set()  # tasks between two attempts (line mode)
         self.checked_at = None
 
     def run(self) -> dict:
@@ -117,6 +118,19 @@ class Watcher:
     def _print(self, events: list[dict]) -> None:
         for event in events:
             kind, _, state = event["kind"].partition(".")
+            task_id = event.get("task_id")
+            if kind == "task" and state == "retry":
+                # one line per attempt; the task's waiting/running flips between
+                # attempts are left out (a polling task retries many times)
+                self.retrying.add(task_id)
+                task = self.tasks.get(task_id) or {"name": task_id}
+                data = event.get("data") or {}
+                print(f"       {task['name']} retry {data.get('attempt', '?')}",
+                      file=self.stream, flush=True)
+                continue
+            if task_id in self.retrying and state in ("RUNNING", "RUNNING_DELAYED"):
+                continue
+            self.retrying.discard(task_id)
             if kind == "task" and event.get("task_id") and state != "IDLE":  # IDLE: just created
                 task = dict(self.tasks.get(event["task_id"]) or {"name": event["task_id"]})
                 if task.get("state") != state:  # an earlier change of this task

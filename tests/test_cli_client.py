@@ -286,6 +286,19 @@ def test_execution_watch_exits_with_the_executions_result(api, capsys, end, code
     assert out.splitlines()[0] == f"execution {ex['id']} (wf): {end[1]}"
 
 
+def test_a_polling_task_shows_one_line_per_retry_not_its_waits(api, capsys):
+    ex = api.add_execution("wf", [("task", "poll", "RUNNING"), ("task", "poll", "retry"),
+                                  ("task", "poll", "RUNNING_DELAYED"), ("task", "poll", "RUNNING"),
+                                  ("task", "poll", "retry"),
+                                  ("task", "poll", "RUNNING_DELAYED"), ("task", "poll", "RUNNING"),
+                                  ("task", "poll", "SUCCESS"), ("end", "SUCCESS", {})])
+    code, _, err = run(capsys, "execution", "watch", ex["id"])
+    assert code == 0
+    assert [x.split() for x in err.splitlines()[:4]] == [
+        ["..", "poll", "RUNNING"], ["poll", "retry", "?"], ["poll", "retry", "?"],
+        ["ok", "poll", "SUCCESS", "(0.50s)"]]
+
+
 def test_execution_watch_json_prints_only_the_final_execution(api, capsys):
     ex = api.add_execution("wf", [("task", "a", "SUCCESS"), ("end", "SUCCESS", {"x": 1})])
     code, out, err = run(capsys, "execution", "watch", "--json", ex["id"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from orchestrator import metrics
 from orchestrator.api.auth import NO_AUTH, Forbidden, Principal, authenticate
 from orchestrator.errors import OrchestratorError
 from orchestrator.store.db import Store
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 METHOD_ROLE = {"GET": "viewer", "HEAD": "viewer", "OPTIONS": "viewer", "POST": "operator",
                "PUT": "operator", "PATCH": "operator", "DELETE": "admin"}
-PUBLIC = {"health", "openapi.document"}
+PUBLIC = {"health", "openapi.document", "metrics"}  # metrics: aggregates only, see README
 
 
 @dataclass
@@ -46,23 +47,28 @@ def _error(status: int, kind: str, message: str, extra: dict | None = None):
 
 
 def create_app(config: ApiConfig) -> Flask:
+    from orchestrator import dashboard
     from orchestrator.api import (
         action_executions,
         definitions,
         environments,
         executions,
+        graphs,
         openapi,
         tasks,
         triggers,
+        whoami,
     )
 
     app = Flask("orchestrator")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.json.sort_keys = False
     app.extensions["orchestrator"] = config
+    metrics.init_app(app, config.store)  # GET /metrics, HTTP latency
     for module in (definitions, executions, tasks, action_executions, environments, triggers,
-                   openapi):
+                   openapi, graphs, whoami, dashboard):
         app.register_blueprint(module.bp)
+    public = PUBLIC | dashboard.PUBLIC
 
     @app.get("/health")
     def health():
@@ -70,7 +76,7 @@ def create_app(config: ApiConfig) -> Flask:
 
     @app.before_request
     def check_access():
-        if request.endpoint in PUBLIC:
+        if request.endpoint in public:
             return None
         if config.no_auth:
             g.principal = NO_AUTH

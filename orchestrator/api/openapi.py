@@ -311,6 +311,10 @@ PATHS: dict = {
                           public=True)},
     "/v2/openapi.json": {"get": op("openapiDocument", "this document", {200: OBJECT},
                                    public=True)},
+    "/metrics": {"get": {**op("metrics", "Prometheus metrics", {}, public=True), "responses": {
+        "200": {"description": "the Prometheus text format (OpenMetrics when the Accept "
+                               "header asks for it); see README.rst, Metrics and logs",
+                "content": {"text/plain": {"schema": STR}}}}}},
     **definition_paths("workbooks", "Workbook", single=True, delete_errors=(404,)),
     # 409: a workflow of a workbook is deleted with its workbook
     **definition_paths("workflows", "Workflow", single=False, delete_errors=(404, 409),
@@ -405,6 +409,49 @@ SCHEMAS.update({f"{item}List": list_response(plural, item) for plural, item in (
     ("workbooks", "Workbook"), ("workflows", "Workflow"), ("actions", "Action"),
     ("executions", "Execution"), ("tasks", "Task"), ("action_executions", "ActionExecution"),
     ("environments", "Environment"), ("cron_triggers", "CronTrigger"), ("events", "Event"))})
+
+# -- what the dashboard reads besides the resources above ----------------------
+SCHEMAS.update({
+    "WorkflowGraph": closed({
+        "workflow_name": STR, "type": enum(("direct", "reverse")),
+        "target": {**STR_OR_NULL, "description": "reverse workflows: the task run for"},
+        "nodes": array(closed({
+            "id": {"type": "string", "description": "the task's name, or the command's"},
+            "kind": enum(("task", "command")),
+            "action": STR_OR_NULL, "workflow": STR_OR_NULL,
+            "join": {"type": ["string", "integer", "null"],
+                     "description": "the task's join: all, one, a number, or null"},
+            "join_required": {**COUNT_OR_NULL, "description": "arrivals a join waits for"},
+            "start": {"type": "boolean"}, "with_items": {"type": "boolean"},
+            "line": {**COUNT, "description": "the task's line in its definition (0: unknown)"},
+        })),
+        "edges": array(closed({
+            "source": STR, "target": STR,
+            "on": enum(("success", "error", "complete", "skip", "requires")),
+            "guard": {**STR_OR_NULL, "description": "the transition's condition, if any"},
+        })),
+    }),
+    "Whoami": closed({"project": STR, "role": enum(("viewer", "operator", "admin")),
+                      "name": STR, "auth": {"type": "boolean",
+                                            "description": "false when served --no-auth"}}),
+})
+PATHS.update({
+    "/v2/workflows/{name}/graph": {
+        "parameters": [path_param("name")],
+        "get": op("getWorkflowGraph", "a stored workflow's tasks and transitions",
+                  {200: ref("WorkflowGraph")}, errors=(404,)),
+    },
+    "/v2/executions/{id}/graph": {
+        "parameters": [path_param("id")],
+        "get": op("getExecutionGraph", "the tasks and transitions of the workflow an "
+                  "execution runs (its pinned spec)", {200: ref("WorkflowGraph")},
+                  errors=(404,)),
+    },
+    "/v2/whoami": {
+        "get": op("whoami", "the project and role of the token sent", {200: ref("Whoami")},
+                  any_role=True),
+    },
+})
 
 DOCUMENT: dict = {
     "openapi": "3.1.0",

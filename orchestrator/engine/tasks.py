@@ -397,6 +397,10 @@ def follow(tx: Tx, ex: dict, task: dict, outcome: str, start_at: int, handled: b
             return
         if outcome == "ERROR" and i < n_error:
             handled = True
+        if tr.command in ("succeed", "fail"):
+            # it ends the workflow here: its publish is part of the final context
+            task["is_end"] = not took_task
+            tx.touch("task", task)
         if tr.command == "succeed":
             workflows.finish(tx, ex, W.SUCCESS.value, msg)
         elif tr.command == "fail":

@@ -16,10 +16,11 @@ from collections import defaultdict, deque
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from orchestrator import secrets
+from orchestrator import logs, metrics, secrets
 from orchestrator.engine import states
 from orchestrator.errors import NotFound, OrchestratorError
 from orchestrator.store import schema
+from orchestrator.store.db import after_commit
 
 TABLES = {
     "workflow": schema.executions,
@@ -40,6 +41,14 @@ LOAD_LOCKED = {kind: stmt.with_for_update() for kind, stmt in LOAD.items()}
 WAKE_CHANNEL = "orchestrator_work"
 # Work kinds an engine step may process at once in the same transaction.
 LOCAL_KINDS = frozenset({"start_task", "continue"})
+# State changes reported (metrics, log lines) once their transaction commits.
+REPORTED = {"workflow": frozenset({"RUNNING", "SUCCESS", "ERROR", "CANCELLED"}),
+            "task": frozenset({"ERROR"}), "action": frozenset({"SUCCESS", "ERROR", "CANCELLED"})}
+
+
+def _committed(transitions: list, now: float) -> None:
+    metrics.observe_transitions(transitions, now)
+    logs.log_transitions(transitions)
 
 
 class Row(dict):
@@ -125,6 +134,7 @@ class Tx:
         self._work: list[dict] = []
         self.local: deque[dict] = deque()
         self.woke = False  # new due work was written: wake the workers
+        self.transitions: list[tuple] = []  # (kind, old, new, row) of REPORTED changes
 
     # -- reading -----------------------------------------------------------------
     def _load(self, kind: str, row_id: str, lock: bool = False) -> dict:
@@ -180,8 +190,13 @@ class Tx:
 
     def set_state(self, kind: str, row: dict, new: str, info: str | None = None, **data) -> bool:
         """Apply a state change allowed by the table; False if already in ``new``."""
-        if not states.check(kind, row["state"], new):
+        old = row["state"]
+        if not states.check(kind, old, new):
             return False
+        if new in REPORTED[kind]:
+            if not self.transitions:
+                after_commit(lambda: _committed(self.transitions, self.now))
+            self.transitions.append((kind, old, new, row))
         row["state"] = new
         if info is not None or "state_info" in row:
             row["state_info"] = info

@@ -20,6 +20,7 @@ import uuid
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from orchestrator import logs
 from orchestrator.actions import registry
 from orchestrator.engine import launch, steps, tasks, workflows
 from orchestrator.engine.states import ActionState as A
@@ -97,7 +98,8 @@ class Worker:
                     self._prefetch(tx, claimed)
                 tx.delete_claimed([item["id"] for item in claimed])
                 for item in claimed:
-                    steps.process(tx, item)
+                    with logs.context(execution_id=item["execution_id"], task_id=item["task_id"]):
+                        steps.process(tx, item)
                 steps.finish(tx)
         except (StaleState, OperationalError) as e:
             # Someone moved a row, a deadlock victim, or the database is busy:
@@ -141,8 +143,9 @@ class Worker:
     def _quarantine(self, item: dict, trace: str) -> None:
         """A work item our code cannot apply: fail its execution rather than leave
         it stuck in RUNNING, and keep the traceback in the log and the event."""
-        log.error("internal error applying %s for execution %s:\n%s",
-                  item["kind"], item["execution_id"], trace)
+        with logs.context(execution_id=item["execution_id"], task_id=item.get("task_id")):
+            log.error("internal error applying %s for execution %s:\n%s",
+                      item["kind"], item["execution_id"], trace)
         with self.store.begin() as conn:
             tx = self._tx(conn, None)
             tx.delete_work(item["id"])
@@ -173,6 +176,11 @@ class Worker:
 
     def execute(self, item: dict, now: float | None = None) -> None:
         """Run a claimed action outside any transaction, then apply its result."""
+        with logs.context(execution_id=item["execution_id"], task_id=item["task_id"],
+                          action_execution_id=item["action_id"]):
+            self._execute(item, now)
+
+    def _execute(self, item: dict, now: float | None) -> None:
         with self.store.connect() as conn:
             def load(kind, row_id):
                 return conn.execute(LOAD[kind], {"_id": row_id}).mappings().first()

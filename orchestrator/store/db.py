@@ -7,15 +7,35 @@ when the store is opened.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
+_after_commit: ContextVar[list | None] = ContextVar("orchestrator_after_commit", default=None)
+
+
+def after_commit(fn) -> None:
+    """Call ``fn()`` once the innermost ``Store.begin()`` transaction of this
+    thread has committed; never if it rolls back (nor outside one)."""
+    hooks = _after_commit.get()
+    if hooks is not None:
+        hooks.append(fn)
+
+
+def data_dir() -> Path:
+    """The user's data directory for the orchestrator (created if missing)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    path = base / "orchestrator"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def default_url() -> str:
@@ -23,9 +43,7 @@ def default_url() -> str:
     url = os.environ.get("ORCH_DATABASE_URL")
     if url:
         return url
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    path = base / "orchestrator" / "orchestrator.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = data_dir() / "orchestrator.db"
     return f"sqlite:///{path}"
 
 
@@ -72,8 +90,18 @@ class Store:
     @contextmanager
     def begin(self):
         """One transaction; commits on success, rolls back on any exception."""
-        with self.engine.begin() as conn:
-            yield conn
+        hooks: list = []
+        token = _after_commit.set(hooks)
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            _after_commit.reset(token)
+        for fn in hooks:  # metrics and log lines of what was committed
+            try:
+                fn()
+            except Exception:
+                log.exception("after-commit hook %r failed", fn)
 
     def connect(self) -> Connection:
         return self.engine.connect()

@@ -129,3 +129,41 @@ wf:
 """)
     assert s["state"] == "SUCCESS"
     assert runner.task(s, "fail")["result"] == "I am a task"
+
+
+def test_output_on_error_sees_what_the_task_that_fails_the_workflow_published(runner):
+    s = runner.run("""
+version: '2.0'
+wf:
+  output-on-error:
+    cleaned: <% $.get('cleaned', false) %>
+  tasks:
+    broken:
+      action: std.fail
+      on-error: cleanup
+    cleanup:
+      action: std.echo output=done
+      publish:
+        cleaned: true
+      on-success:
+        - fail msg="gave up after cleaning"
+""")
+    assert s["state"] == "ERROR"
+    assert s["output"] == {"cleaned": True, "result": "gave up after cleaning"}
+
+
+def test_output_sees_what_the_task_that_succeeds_the_workflow_published(runner):
+    s = runner.run("""
+version: '2.0'
+wf:
+  output:
+    x: <% $.x %>
+  tasks:
+    first:
+      action: std.echo output=7
+      publish:
+        x: <% task().result %>
+      on-success:
+        - succeed
+""")
+    assert (s["state"], s["output"]) == ("SUCCESS", {"x": 7})
