@@ -17,11 +17,13 @@ class Machines:
     """The hook interface. Every hook does nothing here: subclass and override what you
     need (``labcloud.vms.SaltMachines`` backs servers with Salt minions)."""
 
-    def boot(self, server: dict, faults: set[str]) -> None:
+    def boot(self, server: dict, faults: set[str]) -> dict | None:
         """The server enters ``spawning``; it goes ACTIVE when this returns (and the build
         time has passed). Raise :class:`MachineError` to make it go ERROR with that fault
         message. ``faults`` holds the fault kinds injected for this server, e.g.
-        ``{"agent"}``: the VM's agent must never answer."""
+        ``{"agent"}``: the VM's agent must never answer. A returned dict is added to the
+        server's metadata (what the machine tells about itself, e.g. its agent's id)."""
+        return None
 
     def destroy(self, server: dict) -> None:
         """The server is deleted (its volumes were detached first). Called only for

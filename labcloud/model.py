@@ -215,14 +215,16 @@ class Cloud:
             s.booted = True
             server, kinds = self._server_dict(s), set(s.faults)
         self._hook(server_id, due, self.machines.boot, (server, kinds),
-                   lambda _result, error: self._spawned(server_id, error))
+                   lambda result, error: self._spawned(server_id, error, result))
 
-    def _spawned(self, server_id: str, error: str | None) -> None:
+    def _spawned(self, server_id: str, error: str | None, metadata=None) -> None:
         with self._lock:
             s = self._servers.get(server_id)
             if s is None or s.phase != "spawning":
                 return
             if error is None:
+                if isinstance(metadata, dict):  # what the machine tells about itself
+                    s.metadata.update({str(k): str(v) for k, v in metadata.items()})
                 s.launched_at = time.time()
                 self._set_server(s, "booted")
             else:

@@ -25,7 +25,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from agent_bridge.lab import SaltLab
+from agent_bridge.lab import LabError, SaltLab
 from labcloud.machines import MachineError, Machines
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ class SaltMachines(Machines):
             raise MachineError(f"server {server_id} has no VM") from None
 
     # -- servers
-    def boot(self, server: dict, faults: set[str]) -> None:
+    def boot(self, server: dict, faults: set[str]) -> dict:
+        """Start the VM's minion; the server's metadata then tells its id (minion_id)."""
         mid = minion_id(server)
         with self._lock:
             if mid in self._minions.values():
@@ -115,10 +116,15 @@ class SaltMachines(Machines):
             if "agent" in faults:
                 log.info("server %s: VM %s boots without its agent (injected fault)",
                          server["id"], mid)
-                return
+                return {"minion_id": mid}
             wrapper = (["unshare", "--mount", "--propagation", "private", str(self._script),
                         str(dev)] if self.isolated else None)
-            self.lab.spawn_minion(mid, wrapper=wrapper)
+            try:
+                self.lab.spawn_minion(mid, wrapper=wrapper)
+            except LabError as e:
+                del self._minions[server["id"]]
+                raise MachineError(f"Build of instance {server['id']} aborted: {e}") from None
+            return {"minion_id": mid}
 
     def destroy(self, server: dict) -> None:
         with self._lock:
