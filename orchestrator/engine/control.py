@@ -192,6 +192,7 @@ def rerun_task(store: Store, task_id: str, reset: bool = True) -> None:
         if task["flags"].get("join") or task["started_at"] is None:
             raise Conflict(f"task {task['name']!r} never started: it cannot rerun")
         _reopen(tx, ex, task)
+        workflows.reopen_joins(tx, ex)
         failed = tasks.supersede(tx, task, only_failed=not reset)
         if reset:
             task.update(items_started=0, items_done=0, items_failed=0)

@@ -90,6 +90,7 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     T.ERROR: frozenset({
         T.RUNNING,  # rerun by a user
         T.SKIPPED,  # skipped by a user
+        T.WAITING,  # an unsatisfied join waits again: a rerun may bring what it missed
     }),
     T.SUCCESS: frozenset(),
     T.CANCELLED: frozenset(),

@@ -103,7 +103,25 @@ def settle(tx: Tx, ex: dict) -> None:
             )
             ex["waiting_joins"] -= 1
             tx.touch("workflow", ex)
+            join["flags"]["unsatisfied"] = True
             tasks.finalize(tx, ex, join, ok=False, result=None, info=info, from_waiting=True)
+
+
+def reopen_joins(tx: Tx, ex: dict) -> None:
+    """Joins that failed only because they could never be satisfied, with nothing
+    run after them, wait again: a rerun task may bring what they missed (if it
+    does not, the next settle fails them again)."""
+    for join in _rows(tx, ex, state=T.ERROR.value):
+        flags = join["flags"]
+        if not flags.get("unsatisfied") or flags.get("handled") or not join["is_end"]:
+            continue
+        if flags.pop("counted", False):
+            ex["unhandled_errors"] -= 1
+        flags.pop("unsatisfied")
+        join.update(finished_at=None, published=None, is_end=False)
+        tx.set_state("task", join, T.WAITING.value, None)
+        ex["waiting_joins"] += 1
+        tx.touch("workflow", ex)
 
 
 def _rows(tx: Tx, ex: dict, **where) -> list[dict]:

@@ -239,6 +239,66 @@ def test_rerun_of_a_failed_task_resumes_the_failed_workflow_to_success(runner):
     assert [t["name"] for t in s["tasks"]] == ["deploy", "verify"]
 
 
+FORK_JOIN = """
+version: '2.0'
+wf:
+  tasks:
+    start:
+      on-success: [volumes, servers]
+    volumes:
+      action: std.async_noop
+      on-success: attach
+    servers:
+      action: std.echo output=up
+      on-success: attach
+    attach:
+      join: all
+      action: std.echo output=attached
+  output:
+    result: <% task(attach).result %>
+"""
+
+
+def test_rerun_of_a_failed_branch_lets_its_join_run(runner):
+    """A join that could not be satisfied because a branch failed waits again when
+    that branch reruns, and runs once it arrives (Mistral: rerun resumes the joins)."""
+    execution_id = runner.start(FORK_JOIN)
+    runner.drive()
+    control.complete_action(runner.store, _action(runner, execution_id, "volumes")["id"],
+                            "ERROR", "quota")
+    runner.drive()
+    s = runner.summary(execution_id)
+    assert s["state"] == "ERROR"
+    assert runner.task(s, "attach")["state"] == "ERROR"
+    control.rerun_task(runner.store, _task(runner, execution_id, "volumes")["id"])
+    runner.drive()
+    assert runner.task(runner.summary(execution_id), "attach")["state"] == "WAITING"
+    actions = control.action_rows(runner.store, _task(runner, execution_id, "volumes")["id"])
+    control.complete_action(runner.store, actions[-1]["id"], "SUCCESS", "made")
+    runner.drive()
+    s = runner.summary(execution_id)
+    assert (s["state"], s["output"]) == ("SUCCESS", {"result": "attached"})
+    assert [t["name"] for t in s["tasks"]].count("attach") == 1
+
+
+def test_a_failed_branch_that_fails_again_fails_its_join_again(runner):
+    execution_id = runner.start(FORK_JOIN)
+    runner.drive()
+    volumes = _task(runner, execution_id, "volumes")
+    control.complete_action(runner.store, _action(runner, execution_id, "volumes")["id"],
+                            "ERROR", "quota")
+    runner.drive()
+    control.rerun_task(runner.store, volumes["id"])
+    runner.drive()
+    actions = control.action_rows(runner.store, volumes["id"])
+    control.complete_action(runner.store, actions[-1]["id"], "ERROR", "quota again")
+    runner.drive()
+    s = runner.summary(execution_id)
+    assert s["state"] == "ERROR"
+    attach = runner.task(s, "attach")
+    assert attach["state"] == "ERROR" and "can never be satisfied" in attach["state_info"]
+
+
 def test_rerun_refuses_a_task_that_did_not_fail(runner):
     execution_id = runner.start(RERUN)
     runner.drive()
