@@ -25,8 +25,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.processes import Daemon, free_port, stop_all
 
 log = logging.getLogger(__name__)
 
@@ -120,29 +119,6 @@ def _fix_nacl_importer() -> None:
 
 
 # -- processes ----------------------------------------------------------------------------
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()  # the command name may hold spaces
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _console_script(name: str) -> str:
     """A salt console script of this interpreter's environment (beside sys.executable)."""
     path = Path(sys.executable).parent / name
@@ -153,50 +129,6 @@ def _console_script(name: str) -> str:
                            "(pip install -e '.[test]' installs it with its dependencies)")
         return found
     return str(path)
-
-
-class _Daemon:
-    """One salt daemon started in its own session: its pid is its process group id."""
-
-    def __init__(self, name: str, argv: list[str], workdir: Path):
-        self.name, self.argv, self.workdir = name, argv, workdir
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def pgid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self) -> None:
-        with open(self.workdir / "console.log", "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         close_fds=True)
-
-    def alive(self) -> bool:
-        return self.proc is not None and bool(_group_members(self.proc.pid))
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def reap(self, deadline: float) -> bool:
-        """Wait until the whole group is gone or the deadline passes; True when gone."""
-        while True:
-            # the leader must be reaped too (Popen then knows it ended, no zombie is left)
-            if (self.proc is None or self.proc.poll() is not None) and not self.alive():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group now and wait until it is gone."""
-        self.signal(signal.SIGKILL)
-        self.reap(time.monotonic() + 10)
-        self.proc = None
 
 
 # -- the lab ------------------------------------------------------------------------------
@@ -221,8 +153,8 @@ class SaltLab:
         self.ping_every = ping_every
         self.root: Path | None = None
         self.publish_port = self.ret_port = 0
-        self._master: _Daemon | None = None
-        self._minions: dict[str, _Daemon] = {}
+        self._master: Daemon | None = None
+        self._minions: dict[str, Daemon] = {}
         self.timings: dict[str, float] = {}
 
     # -- public surface
@@ -257,7 +189,7 @@ class SaltLab:
         self.publish_port, self.ret_port = self._two_ports()
         try:
             self._write_master_config()
-            self._master = _Daemon("master", [_console_script("salt-master"), "-c",
+            self._master = Daemon("master", [_console_script("salt-master"), "-c",
                                               str(self._dir("master")), "-l", "error"],
                                    self._dir("master"))
             self._master.start()
@@ -335,16 +267,7 @@ class SaltLab:
     def stop(self, grace: float = 1.0, keep: bool | None = None) -> None:
         """Stop every daemon (SIGTERM, then SIGKILL of each process group after ``grace``
         seconds) and remove the lab directory unless ``keep`` (default: the lab's ``keep``)."""
-        daemons = [d for d in self._minions.values() if d.proc is not None]
-        if self._master is not None and self._master.proc is not None:
-            daemons.append(self._master)
-        for d in daemons:
-            d.signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for d in daemons:
-            if not d.reap(deadline):
-                d.kill()
-            d.proc = None
+        stop_all([*self._minions.values(), *([self._master] if self._master else [])], grace)
         self._master = None
         self._minions.clear()
         if self.root is not None and not (self.keep if keep is None else keep):
@@ -360,7 +283,7 @@ class SaltLab:
         if self._master is None:
             raise LabError("the lab is not started")
 
-    def _minion(self, minion_id: str) -> _Daemon:
+    def _minion(self, minion_id: str) -> Daemon:
         try:
             return self._minions[minion_id]
         except KeyError:
@@ -380,7 +303,7 @@ class SaltLab:
 
     def _two_ports(self) -> tuple[int, int]:
         while True:
-            a, b = _free_port(), _free_port()
+            a, b = free_port(), free_port()
             if a != b:
                 return a, b
 
@@ -415,7 +338,7 @@ presence_events: False
 skip_grains: True
 """)
 
-    def _new_minion(self, minion_id: str) -> _Daemon:
+    def _new_minion(self, minion_id: str) -> Daemon:
         d = self._dir("minions", minion_id)
         if not minion_id or "/" in minion_id or len(str(d)) + _SOCK_SUFFIX > 107:
             raise LabError(f"minion id {minion_id!r}: use a short name without '/' "
@@ -455,7 +378,7 @@ startup_states: ''
 mine_enabled: False
 file_client: remote
 """)
-        return _Daemon(minion_id, [_console_script("salt-minion"), "-c", str(d),
+        return Daemon(minion_id, [_console_script("salt-minion"), "-c", str(d),
                                    "--disable-keepalive", "-l", "error"], d)
 
     # -- readiness

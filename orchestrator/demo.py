@@ -16,16 +16,15 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from orchestrator.client import Client
 from orchestrator.errors import Conflict, OrchestratorError
+from orchestrator.processes import Daemon, free_port, port_free, stop_all, stop_group
 from orchestrator.store.db import data_dir
 from orchestrator.watch import Watcher
 
@@ -49,51 +48,11 @@ def state_file() -> Path:
     return data_dir() / "demo.json"
 
 
-@dataclass
-class _Process:
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, **self.env})
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise DemoError(f"the {self.name} exited with {self.proc.returncode}: "
-                            f"{tail(self.log)}")
-
-
 def tail(path: Path, lines: int = 8) -> str:
     try:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
-
-
-def stop_group(pgid: int, grace: float = 15.0) -> None:
-    """SIGTERM a process group, SIGKILL it after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            try:  # reap the leader if it is our child
-                os.waitpid(pgid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.1)
 
 
 def _command() -> list[str]:
@@ -116,7 +75,7 @@ class LabStack:
         self.devices = devices  # where VMs see attached volumes (orchestrator lab cloud)
         self.cloud: dict = {}  # the lab cloud's ready file: url, auth_url, master_config, ...
         self.url = ""
-        self._processes: list[_Process] = []
+        self._processes: list[Daemon] = []
 
     # -- life cycle
     def __enter__(self) -> LabStack:
@@ -126,19 +85,24 @@ class LabStack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, say=lambda text: None) -> None:
+        """Start the lab cloud, then the service; ``say`` is told what happens."""
         try:
+            say("starting the lab cloud (Keystone, Nova, Cinder on 127.0.0.1) with its "
+                "salt-master ...")
             self._start_cloud()
+            say(f"lab cloud up: {self.cloud['auth_url']}")
+            say("starting the orchestrator service (API, engine, scheduler, Salt bridge; "
+                "SQLite) ...")
             self._start_service()
+            say(f"orchestrator API up: {self.url}")
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        for p in reversed(self._processes):
-            if p.proc is not None:
-                stop_group(p.proc.pid)
-                p.proc.wait()
+        for d in reversed(self._processes):  # the service first, then the cloud
+            stop_all([d], grace=15.0)
         self._processes.clear()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -165,11 +129,18 @@ class LabStack:
         return resp.json() if resp.content else None
 
     # -- set-up
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> _Process:
-        p = _Process(name, argv, self.root / f"{name.replace(' ', '-')}.log", env or {})
-        p.start()
-        self._processes.append(p)
-        return p
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Daemon:
+        d = Daemon(name, argv, self.root, log=self.root / f"{name.replace(' ', '-')}.log",
+                   env=env)
+        d.start()
+        self._processes.append(d)
+        return d
+
+    @staticmethod
+    def _check(d: Daemon) -> None:
+        code = d.exited()
+        if code is not None:
+            raise DemoError(f"the {d.name} exited with {code}: {tail(d.log)}")
 
     def _start_cloud(self) -> None:
         ready = self.root / "cloud.json"
@@ -179,7 +150,7 @@ class LabStack:
                                       "--devices", self.devices, "--ready-file", str(ready)])
         deadline = time.monotonic() + READY_TIMEOUT
         while not ready.exists():
-            p.check()
+            self._check(p)
             if time.monotonic() > deadline:
                 raise DemoError(f"the lab cloud did not start in {READY_TIMEOUT:.0f} s: "
                                 f"{tail(p.log)}")
@@ -187,7 +158,7 @@ class LabStack:
         self.cloud = json.loads(ready.read_text())
 
     def _start_service(self) -> None:
-        port = self.port or _free_port()
+        port = self.port or free_port()
         db = f"sqlite:///{self.root / 'orchestrator.db'}"
         p = self._spawn("orchestrator", [*_command(), "serve", "--no-auth", "--port", str(port),
                                          "--db", db],
@@ -196,7 +167,7 @@ class LabStack:
         client = Client(self.url, token="", timeout=5)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            p.check()
+            self._check(p)
             try:
                 client.request("GET", "/health")
                 return
@@ -205,14 +176,6 @@ class LabStack:
                     raise DemoError(f"the orchestrator service did not answer in "
                                     f"{READY_TIMEOUT:.0f} s: {tail(p.log)}") from None
                 time.sleep(0.2)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- what a user does through the API -------------------------------------------------
@@ -296,19 +259,12 @@ def cmd_demo(args) -> int:
                         "orchestrator demo --stop")
     out = sys.stdout
     say = _Say(out)
-    port = args.port if args.port and _port_free(args.port) else 0
+    port = args.port if args.port and port_free(args.port) else 0
     stack = LabStack(time_scale=args.time_scale, port=port, keep=args.keep)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     kept = False
     try:
-        say("starting the lab cloud (Keystone, Nova, Cinder on 127.0.0.1) with its "
-            "salt-master ...")
-        stack._start_cloud()
-        say(f"lab cloud up: {stack.cloud['auth_url']}")
-        say("starting the orchestrator service (API, engine, scheduler, Salt bridge; "
-            "SQLite) ...")
-        stack._start_service()
-        say(f"orchestrator API up: {stack.url}")
+        stack.start(say)
         client = stack.client()
         say("POST /v2/workbooks            workbooks/deploy_stack.yaml")
         upload(client, "deploy_stack")
@@ -335,17 +291,6 @@ def cmd_demo(args) -> int:
             say("stopping the service and the lab cloud; removing their files ...")
             stack.keep = False
             stack.stop()
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _result(client: Client, ended: dict, out, say) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from orchestrator.processes import free_port
 from orchestrator.store import schema
 from tests.conftest import empty
 from tests.httpcount import CountingServer
@@ -57,12 +57,6 @@ def thirty_task_workflow() -> str:
     return "\n".join(y) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(pg_url: str, *args: str, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--db", pg_url,
                              *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -80,7 +74,7 @@ def _succeeded(store) -> set[str]:
 @pytest.mark.slow
 def test_engines_survive_a_sigkill_with_every_action_counted_once(pg_store, pg_url):
     empty(pg_store)
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "ORCH_API_TOKENS": "ha-token=ops:operator"}
     headers = {"Authorization": "Bearer ha-token"}

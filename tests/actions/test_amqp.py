@@ -1,7 +1,6 @@
 """std.amqp against the real RabbitMQ of this machine (127.0.0.1:5672, guest/guest):
 messages are read back with pika, RPC replies come from a responder thread."""
 import json
-import socket
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ from orchestrator.actions import registry
 from orchestrator.actions.amqp import Amqp
 from orchestrator.actions.base import ActionContext
 from orchestrator.errors import ActionError
+from orchestrator.processes import free_port
 
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 CTX = ActionContext(execution_id="ex-1", task_execution_id="t-1",
@@ -89,12 +89,6 @@ class Responder:
         while not self.stop.is_set():
             connection.process_data_events(time_limit=0.05)
         connection.close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- publishing -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_bridge.lab import ENV_MASTER_CONFIG, LabError, SaltLab, _group_members, import_salt
+from agent_bridge.lab import ENV_MASTER_CONFIG, LabError, SaltLab, import_salt
+from orchestrator.processes import group_members
 
 pytestmark = pytest.mark.salt
 
@@ -42,7 +43,7 @@ def test_killed_minion_stops_answering_and_starts_again(salt_lab):
     pgid = salt_lab.pgids()["vm-3"]
     salt_lab.kill_minion("vm-3")
     try:
-        assert _group_members(pgid) == []
+        assert group_members(pgid) == []
         result = ping(salt_lab, ["vm-1", "vm-3"])
         assert result["vm-1"] is True
         assert result.get("vm-3") is not True  # cmd() reports a missing return as False
@@ -65,7 +66,7 @@ def test_added_minion_answers_then_stop_leaves_no_process_and_no_directory():
         groups = lab.pgids()
         root = lab.root
         assert set(groups) == {"master", "vm-a", "vm-b"}
-    assert {name: _group_members(pgid) for name, pgid in groups.items()} == {
+    assert {name: group_members(pgid) for name, pgid in groups.items()} == {
         name: [] for name in groups}
     assert not os.path.exists(root)
 
