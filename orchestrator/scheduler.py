@@ -83,6 +83,18 @@ def _claim_fire(conn, trigger_id: str, fire_time: float, now: float) -> bool:
     return result.first() is not None
 
 
+def _environment(conn, project: str, env) -> tuple[dict | None, list[str]]:
+    """``workflow_params.env`` as the execution gets it: variables as given, or the
+    name of a stored environment read now (its variables, pinned to the execution,
+    and its secret names), as ``POST /v2/executions`` does with ``params.env``."""
+    if not isinstance(env, str):
+        return env, []
+    from orchestrator import catalog
+
+    stored = catalog.get_environment(conn, project, env)  # NotFound: the fire records why
+    return dict(stored["variables"] or {}), list(stored["secrets"] or [])
+
+
 def fire_one(store, trigger_id: str, now: float) -> int:
     """Fire what is due of one trigger, in one transaction; the number started."""
     from orchestrator import catalog
@@ -106,9 +118,11 @@ def fire_one(store, trigger_id: str, now: float) -> int:
             try:
                 doc, name = catalog.workflow_document(conn, trigger["project"],
                                                       trigger["workflow_name"])
+                env, secret_names = _environment(conn, trigger["project"], params.get("env"))
                 with conn.begin_nested():
                     control.start_in(conn, doc, name, trigger["workflow_input"] or {},
-                                     env=params.get("env"), task_name=params.get("task_name"),
+                                     env=env, secrets=secret_names,
+                                     task_name=params.get("task_name"),
                                      execution_id=execution_id(trigger["id"], fire_time),
                                      project=trigger["project"],
                                      description=f"cron trigger {trigger['name']} at {when}",
