@@ -2,7 +2,9 @@
 server), the engine and, as they land, the other roles, in one process or
 split across processes with ``--role``. SIGTERM stops cleanly: the API stops
 accepting requests, and running actions get a grace period and are then handed
-back to the queue for another process.
+back to the queue for another process. SIGHUP reads the API tokens again (the
+``--tokens`` file and ``ORCH_API_TOKENS``): a token removed from the file stops
+working at once; a file that cannot be read keeps the tokens in use and logs why.
 
 The Salt bridge (role ``agent``) runs beside the salt-master: in the default
 ``serve`` when ``ORCH_SALT_MASTER_CONFIG`` (or ``--salt-master-config``) is set,
@@ -87,6 +89,40 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
+class _TokenReloader:
+    """SIGHUP: the tokens read again in a thread of their own (not inside the signal
+    handler, which interrupts whatever the main thread was doing), then swapped into
+    the API's config in one assignment, so a request sees the old set or the new."""
+
+    def __init__(self, options: ServeOptions, api_config, out):
+        self.options, self.api_config, self.out = options, api_config, out
+        self._lock = threading.Lock()
+
+    def on_signal(self, signum, frame) -> None:
+        threading.Thread(target=self.reload, name="tokens-reload", daemon=True).start()
+
+    def reload(self) -> None:
+        from orchestrator.api.auth import load_tokens
+
+        where = self.options.tokens_file or "ORCH_API_TOKENS_FILE/ORCH_API_TOKENS"
+        with self._lock:
+            try:
+                tokens = load_tokens(self.options.tokens_file)
+            except InvalidInput as e:
+                log.error("API tokens not reloaded (%s); the %d tokens in use stay: %s",
+                          where, len(self.api_config.tokens), e.message)
+                return
+            except Exception:  # never let a reload take the service down
+                log.exception("API tokens not reloaded (%s); the tokens in use stay", where)
+                return
+            self.api_config.tokens = tokens
+        if not tokens and not self.api_config.no_auth:
+            log.warning("API tokens reloaded from %s: none left, every request gets 401",
+                        where)
+        print(f"API tokens reloaded from {where}: {len(tokens)} token(s)", file=self.out,
+              flush=True)
+
+
 def serve(options: ServeOptions, out=sys.stderr) -> int:
     from orchestrator.api import ApiConfig, create_app
     from orchestrator.api.auth import load_tokens
@@ -112,14 +148,19 @@ def serve(options: ServeOptions, out=sys.stderr) -> int:
     if "scheduler" in roles:
         scheduler = Scheduler(store, on_start=worker.wake if worker else None).start()
     server = None
+    previous_hup = None
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         where = store.url.split("://")[0] + ("" if store.is_sqlite else " (shared)")
         if "api" in roles:
             import waitress
 
-            app = create_app(ApiConfig(store=store, tokens=tokens, no_auth=options.no_auth,
-                                       on_change=worker.wake if worker else None))
+            api_config = ApiConfig(store=store, tokens=tokens, no_auth=options.no_auth,
+                                   on_change=worker.wake if worker else None)
+            app = create_app(api_config)
+            if hasattr(signal, "SIGHUP"):
+                previous_hup = signal.signal(
+                    signal.SIGHUP, _TokenReloader(options, api_config, out).on_signal)
             server = waitress.create_server(app, host=options.host, port=options.port,
                                             threads=options.api_threads, ident="orchestrator")
             port = server.effective_port
@@ -150,4 +191,6 @@ def serve(options: ServeOptions, out=sys.stderr) -> int:
             bridge.stop()
         store.dispose()
         signal.signal(signal.SIGTERM, previous)
+        if previous_hup is not None:
+            signal.signal(signal.SIGHUP, previous_hup)
     return 0

@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from orchestrator import metrics
-from orchestrator.api.auth import NO_AUTH, Forbidden, Principal, authenticate
+from orchestrator.api.auth import NO_AUTH, Forbidden, Principal, authenticate, token_of
 from orchestrator.errors import OrchestratorError
 from orchestrator.store.db import Store
 
@@ -81,7 +81,9 @@ def create_app(config: ApiConfig) -> Flask:
         if config.no_auth:
             g.principal = NO_AUTH
         else:
-            g.principal = authenticate(request.headers.get("Authorization"), config.tokens)
+            g.principal = authenticate(token_of(request.headers.get("Authorization"),
+                                                request.headers.get("X-Auth-Token")),
+                                       config.tokens)
         view = app.view_functions.get(request.endpoint)
         needed = getattr(view, "required_role", None) or METHOD_ROLE.get(request.method, "admin")
         if not g.principal.allows(needed):
@@ -114,6 +116,12 @@ def create_app(config: ApiConfig) -> Flask:
 
     @app.errorhandler(Exception)
     def internal_error(e: Exception):
+        from orchestrator.store.db import DISK_FULL, is_disk_full
+
+        if is_disk_full(e):  # nothing was written; once space returns, requests succeed
+            log.error("%s %s: %s", request.method, request.path, DISK_FULL)
+            body, status = _error(503, "ServiceUnavailable", DISK_FULL)
+            return body, status, {"Retry-After": "30"}
         ref = uuid.uuid4().hex[:12]
         log.exception("internal error %s on %s %s", ref, request.method, request.path)
         return _error(500, "InternalError", f"internal error (reference {ref}); see the "
