@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_bridge import config
+from agent_bridge import allowlist, config
 from orchestrator.actions.base import Action, ActionContext
 from orchestrator.dsl.expressions import has_expression
 from orchestrator.errors import InvalidInput
@@ -51,10 +51,22 @@ def _target(tgt, tgt_type: str):
     return tgt
 
 
-def _refuse(fun: str) -> None:
-    message = config.load().refusal(fun)
+def _refuse(fun: str, arg: list, kwarg: dict) -> None:
+    message = config.load().refusal(fun, arg=arg, kwarg=kwarg)
     if message:
         raise InvalidInput(message)
+
+
+def _literal(value):
+    """``value`` with every part that holds an expression replaced by
+    :data:`allowlist.UNKNOWN`, for checking a task's input before it runs."""
+    if isinstance(value, dict):
+        if any(has_expression(k) for k in value):
+            return allowlist.UNKNOWN
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_literal(v) for v in value]
+    return allowlist.UNKNOWN if has_expression(value) else value
 
 
 class SaltAction(Action):
@@ -75,7 +87,7 @@ class SaltAction(Action):
         if kwarg is not None and not isinstance(kwarg, dict):
             raise InvalidInput(f"kwarg must be a mapping of keyword arguments, got {kwarg!r}")
         self.arg, self.kwarg = arg, dict(kwarg or {})
-        _refuse(self.fun)
+        _refuse(self.fun, self.arg, self.kwarg)
 
     def job(self) -> dict[str, Any]:
         return {"fun": self.fun, "arg": self.arg, "kwarg": self.kwarg, "tgt": self.tgt,
@@ -101,7 +113,10 @@ class Cmd(SaltAction):
 
     def __init__(self, tgt, fun: str, arg=None, kwarg=None, tgt_type: str = "glob",
                  timeout: float = DEFAULT_TIMEOUT):
-        if not isinstance(fun, str) or "." not in fun:
+        if isinstance(fun, list | tuple):
+            raise InvalidInput(f"fun must be one Salt function name such as 'test.ping'; a "
+                               f"list of functions (a compound job) is refused, got {fun!r}")
+        if not isinstance(fun, str):
             raise InvalidInput(f"fun must be a Salt function name such as 'test.ping', "
                                f"got {fun!r}")
         self.fun = fun
@@ -110,9 +125,17 @@ class Cmd(SaltAction):
     @classmethod
     def check_input(cls, given: dict) -> list[tuple[str | None, str]]:
         fun = given.get("fun")
-        if not isinstance(fun, str) or has_expression(fun):
+        if fun is None or has_expression(fun):
             return []
-        message = config.load().refusal(fun)
+        arg = _literal(given.get("arg"))
+        if arg is None:
+            arg = []
+        elif not isinstance(arg, list) and arg is not allowlist.UNKNOWN:
+            arg = [arg]
+        kwarg = _literal(given.get("kwarg"))
+        if kwarg is not None and kwarg is not allowlist.UNKNOWN and not isinstance(kwarg, dict):
+            return []  # the action refuses it when the task runs
+        message = config.load().refusal(fun, arg=arg, kwarg=kwarg)
         return [("fun", message)] if message else []
 
 

@@ -142,7 +142,7 @@ class Bridge:
             with logs.context(salt_jid=ref["jid"]):
                 return self._resume(action_id, ref, job)
         project = self._project(context.execution_id)
-        refusal = self.config.refusal(job["fun"], project)
+        refusal = self.config.refusal(job["fun"], project, arg=job["arg"], kwarg=job["kwarg"])
         if refusal:
             raise ActionError(refusal, retryable=False)
         ref = {"jid": self.new_jid(), "fun": job["fun"], "tgt": job["tgt"],

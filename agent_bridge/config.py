@@ -13,16 +13,20 @@
 A project's allowlist can only narrow the global one: a function must match both.
 So a workbook checked without knowing its project (``orchestrator validate``)
 is refused exactly when no project could run it.
+
+What matches: :mod:`agent_bridge.allowlist` (exact, well-formed names; globs that
+never cross ``,`` or whitespace; functions that call other functions checked on
+the function they would call).
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import yaml
 
+from agent_bridge import allowlist
 from orchestrator.errors import InvalidInput
 
 DEFAULT_ALLOWLIST = ("test.*", "cmd.run", "disk.*", "extfs.*", "mount.*", "state.apply",
@@ -34,7 +38,13 @@ def _globs(value, where: str) -> tuple[str, ...]:
         value = value.split(",")
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise InvalidInput(f"{where}: an allowlist is a list of globs such as 'test.*'")
-    return tuple(v.strip() for v in value if v.strip())
+    globs = tuple(v.strip() for v in value if v.strip())
+    for glob in globs:
+        try:
+            allowlist.compile_glob(glob)
+        except allowlist.GlobError as e:
+            raise InvalidInput(f"{where}: {e}") from None
+    return globs
 
 
 @dataclass(frozen=True)
@@ -73,26 +83,52 @@ class SaltConfig:
                    running_grace=float(data.get("running_grace", cls.running_grace)),
                    probe_wait=float(data.get("probe_wait", cls.probe_wait)))
 
+    def __post_init__(self):
+        for glob in (*self.allowlist, *(g for gs in self.projects.values() for g in gs)):
+            try:
+                allowlist.compile_glob(glob)
+            except allowlist.GlobError as e:
+                raise InvalidInput(f"Salt allowlist: {e}") from None
+
     def allowed(self, fun: str, project: str | None = None) -> bool:
-        """Whether workbooks (of ``project``, if given) may call Salt function ``fun``."""
-        if not _matches(fun, self.allowlist):
+        """Whether the name ``fun`` matches the allowlist (and ``project``'s, if given).
+        Only the name: :meth:`refusal` also checks what an indirect function would call."""
+        if not allowlist.matches(fun, self.allowlist):
             return False
         if project is not None and project in self.projects:
-            return _matches(fun, self.projects[project])
+            return allowlist.matches(fun, self.projects[project])
         return True
 
-    def refusal(self, fun: str, project: str | None = None) -> str | None:
-        """The message refusing ``fun``, or None when it is allowed."""
-        if self.allowed(fun, project):
+    def refusal(self, fun, project: str | None = None, *, arg=None,
+                kwarg=None) -> str | None:
+        """The message refusing the Salt job ``fun`` with ``arg`` (a list) and ``kwarg`` (a
+        mapping) for workbooks (of ``project``, if given), or None when it is allowed.
+        A part of ``arg``/``kwarg`` that is :data:`allowlist.UNKNOWN` (an expression, while
+        validating) leaves what depends on it to run time."""
+        try:
+            allowlist.check(fun, [] if arg is None else arg, {} if kwarg is None else kwarg,
+                            allowed=lambda f: self.allowed(f, project))
+        except allowlist.Deferred:
             return None
+        except allowlist.Refused as e:
+            return self._message(e, project)
+        return None
+
+    def _message(self, e: allowlist.Refused, project: str | None) -> str:
+        lead = f"Salt function {'; '.join(e.via)}: " if e.via else "Salt function "
+        if e.kind == "malformed":
+            what = f"{e.fun!r} is not a single Salt function name ('module.function': " \
+                   "letters, digits and underscores); lists, comma-separated and other " \
+                   "compound forms are refused"
+            return lead + (f"{e.fun!r}: {e.reason}" if e.reason else what)
+        if e.kind == "refused":
+            return lead + f"{e.fun!r} is refused: {e.reason}"
         globs = self.projects.get(project, self.allowlist) if project else self.allowlist
         whose = f"project {project!r}'s" if project in self.projects else "the"
-        return (f"Salt function {fun!r} is not in {whose} allowlist ({', '.join(globs)}); "
+        indirect = ("; a function that calls another is allowed only when the function it "
+                    "calls is allowed") if e.via else ""
+        return (f"{lead}{e.fun!r} is not in {whose} allowlist ({', '.join(globs)}){indirect}; "
                 "ask an administrator to add it to ORCH_SALT_ALLOWLIST")
-
-
-def _matches(fun: str, globs: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(fun, g) for g in globs)
 
 
 _loaded: SaltConfig | None = None
