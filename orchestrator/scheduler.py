@@ -97,6 +97,12 @@ def _environment(conn, project: str, env) -> tuple[dict | None, list[str]]:
 
 def fire_one(store, trigger_id: str, now: float) -> int:
     """Fire what is due of one trigger, in one transaction; the number started."""
+    from orchestrator.engine import steps
+
+    return steps.outside_lock(store, lambda: _fire_one(store, trigger_id, now))
+
+
+def _fire_one(store, trigger_id: str, now: float) -> int:
     from orchestrator import catalog
     from orchestrator.engine import control
 

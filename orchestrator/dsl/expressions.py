@@ -36,6 +36,7 @@ from jinja2.environment import TemplateExpression
 from jinja2.sandbox import SandboxedEnvironment
 from yaql.language import utils as yaql_utils
 
+from orchestrator.dsl import bounds
 from orchestrator.errors import ExpressionError
 
 __all__ = ["Functions", "evaluate", "has_expression", "check_syntax"]
@@ -63,6 +64,11 @@ class Functions:
         return {}
 
     def global_(self, name: str) -> Any:
+        return None
+
+    def scope(self) -> Any:
+        """What, besides the expression and its data, its value depends on (the
+        execution and task whose functions these are)."""
         return None
 
 
@@ -118,7 +124,9 @@ _YAQL_ENGINE = yaql.factory.YaqlFactory().create(options={
     "yaql.convertTuplesToLists": True,
     "yaql.convertSetsToLists": True,
     "yaql.limitIterators": -1,
-    "yaql.memoryQuota": -1,
+    # Bounds what yaql's own collection and string functions build in one call
+    # ('a' * n, list * n, dict(...)); CPU time is bounded by dsl.bounds.
+    "yaql.memoryQuota": bounds.LIMITS.max_result_bytes,
 })
 
 
@@ -209,16 +217,40 @@ class _YaqlExpr:
         ctx["$"] = frozen[0]
         ctx[_FUNCTIONS_KEY] = functions
         try:
-            return self.statement.evaluate(context=ctx)
+            result = self.statement.evaluate(context=ctx)
         except ExpressionError:
             raise
         except Exception as e:
             raise ExpressionError(self.text, _reason(e)) from None
+        return _bounded(self.text, result)
 
 
 # --- Jinja ------------------------------------------------------------------------------
 
+def _bounded(text: str, result: Any) -> Any:
+    try:
+        return bounds.check_size(result)
+    except ExpressionError as e:
+        raise ExpressionError(text, e.reason) from None
+
+
 class _Env(SandboxedEnvironment):
+    # Operators that can build a huge value in one C call are checked first.
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            bounds.check_repeat(left, right)
+            bounds.check_repeat(right, left)
+        elif operator == "**":
+            bounds.check_power(left, right)
+        elif operator == "%" and isinstance(left, str):
+            for width in re.findall(r"%[-+ #0]*(\d*)(?:\.(\d+))?", left):
+                for digits in width:
+                    if digits:
+                        bounds.check_width(int(digits[:12]))
+        return super().call_binop(context, operator, left, right)
+
     def getattr(self, obj, attribute):
         # A mapping's keys come before its methods (``_.items`` is the data,
         # not dict.items) and a missing key is None, like YAQL's ``$.missing``.
@@ -253,7 +285,17 @@ def _make_jinja_env() -> _Env:
     env.globals.update(helpers)
     # Mistral registers its functions as filters too: ``{{ 'x' | task }}``.
     env.filters.update(helpers)
+    for name in ("center", "indent", "wordwrap"):  # a width builds the string in one call
+        env.filters[name] = _width_checked(env.filters[name])
     return env
+
+
+def _width_checked(filter_fn):
+    @functools.wraps(filter_fn)
+    def checked(value, width=80, *args, **kwargs):
+        bounds.check_width(width)
+        return filter_fn(value, width, *args, **kwargs)
+    return checked
 
 
 _JINJA_ENV = _make_jinja_env()
@@ -294,10 +336,14 @@ class _JinjaExpr:
                 result = self.template(_jinja_vars(data, functions))
                 if isinstance(result, jinja2.Undefined):
                     result._fail_with_undefined_error()
-                return _thaw(result) if isinstance(result, (dict, list)) else result
-            return self.template.render(_jinja_vars(data, functions))
+                result = _thaw(result) if isinstance(result, (dict, list)) else result
+            else:
+                result = self.template.render(_jinja_vars(data, functions))
+        except ExpressionError as e:
+            raise ExpressionError(self.text, e.reason) from None
         except Exception as e:
             raise ExpressionError(self.text, _reason(e)) from None
+        return _bounded(self.text, result)
 
 
 def _is_pure_jinja(text: str) -> bool:
@@ -320,6 +366,9 @@ def _reason(e: Exception) -> str:
         return f"not allowed: {e}"
     if isinstance(e, KeyError):
         return f"no key {e.args[0]!r}"
+    if isinstance(e, yaql.language.exceptions.MemoryQuotaExceededException):
+        return (f"built a value larger than the limit of {bounds.LIMITS.max_result_bytes:,} "
+                f"bytes (ORCH_EXPR_MAX_RESULT_BYTES)")
     text = str(e) or type(e).__name__
     return text if type(e).__module__.startswith("yaql") else f"{type(e).__name__}: {text}"
 
@@ -339,8 +388,9 @@ class _Compiled:
     def __call__(self, data: Any, functions: Functions, frozen: list) -> Any:
         if self.raw:
             return self.parts[0](data, functions, frozen)
-        return "".join(p if type(p) is str else _to_text(p(data, functions, frozen))
+        text = "".join(p if type(p) is str else _to_text(p(data, functions, frozen))
                        for p in self.parts)
+        return _bounded(text[:200], text) if len(text) > 4096 else text
 
 
 _compile_lock = threading.Lock()
@@ -384,8 +434,23 @@ def evaluate(value: Any, data: dict, functions: Functions | None = None) -> Any:
     keys included) against ``data``. A string that is exactly one expression
     yields its raw value; a string mixing text and expressions yields a string.
     Values without expressions come back as the same object (no copy).
-    Raises :class:`ExpressionError` naming the failing expression."""
-    return _eval(value, data, functions or _NO_FUNCTIONS, [])
+    Raises :class:`ExpressionError` naming the failing expression.
+
+    Each call is bounded in CPU time and result size (see :mod:`orchestrator.dsl.bounds`)."""
+    if type(value) is str and not _maybe_expression(value):
+        return value
+    fns = functions or _NO_FUNCTIONS
+
+    def run():
+        return _eval(value, data, bounds.rebound(fns), [])
+
+    return bounds.guarded(run, lambda: bounds.fingerprint(fns.scope(), value, data), fns,
+                          label=lambda: _label(value))
+
+
+def _label(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _eval(value: Any, data: Any, functions: Functions, frozen: list) -> Any:

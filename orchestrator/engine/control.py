@@ -18,6 +18,7 @@ from orchestrator.engine.states import TaskState as T
 from orchestrator.engine.states import WorkflowState as W
 from orchestrator.engine.tx import StaleState, Tx
 from orchestrator.errors import Conflict, ExpressionError, InvalidInput, NotFound
+from orchestrator.secrets import seal_env
 from orchestrator.store import schema
 from orchestrator.store.db import Store
 
@@ -34,10 +35,11 @@ def _retrying(fn):
     """Run again when the transaction lost a race (a row moved, a deadlock victim)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(store, *args, **kwargs):
         for attempt in range(8):
             try:
-                return fn(*args, **kwargs)
+                return steps.outside_lock(store, lambda: fn(store, *args, **kwargs),
+                                          hand_off=True)
             except (StaleState, OperationalError):
                 if attempt == 7:
                     raise
@@ -80,7 +82,7 @@ def start_in(conn, doc: Document, workflow_name: str | None = None, input: dict 
              now: float | None = None, secrets: list | None = None) -> str:
     """``start`` inside the caller's transaction (the scheduler records its fire in it)."""
     name = resolve_workflow(doc, workflow_name)
-    params: dict = {"env": env or {}}
+    params: dict = {"env": seal_env(env or {}, secrets)}  # secrets encrypted at rest
     if task_name:
         params["task_name"] = task_name
     if secrets:

@@ -14,6 +14,8 @@ from collections import OrderedDict
 
 from sqlalchemy import select
 
+from orchestrator import secrets
+from orchestrator.dsl import bounds
 from orchestrator.dsl.expressions import Functions, evaluate
 from orchestrator.store import schema
 
@@ -135,43 +137,65 @@ def task_view(task: dict) -> dict:
 
 
 class EngineFunctions(Functions):
-    """What ``task()``, ``tasks()``, ``execution()`` and ``env()`` return inside a step."""
+    """What ``task()``, ``tasks()``, ``execution()`` and ``env()`` return inside a step.
+
+    They see only the caller's project: ``tasks(<id>)`` of another project's
+    execution is an empty list, exactly as for an id that does not exist."""
 
     def __init__(self, tx, execution: dict, task: dict | None = None):
         self.tx, self.ex, self.current = tx, execution, task
 
+    def scope(self):
+        return [self.ex["id"], self.current["id"] if self.current is not None else None]
+
+    def detached(self, tx) -> EngineFunctions:
+        """The same functions reading through ``tx`` (a read-only transaction)."""
+        return EngineFunctions(tx, self.ex, self.current)
+
     def task(self, name=None):
         if name is None or (self.current is not None and name == self.current["name"]):
             return task_view(self.current) if self.current is not None else None
-        self.tx.flush()
-        t = schema.task_executions
-        row = self.tx.conn.execute(
-            select(t).where(t.c.execution_id == self.ex["id"], t.c.name == name)
-            .order_by(t.c.seq.desc()).limit(1)
-        ).mappings().first()
-        if row is None:
-            return None
-        return task_view(self.tx.adopt("task", [row])[0])
+        with bounds.unguarded():
+            self.tx.flush()
+            t = schema.task_executions
+            row = self.tx.conn.execute(
+                select(t).where(t.c.execution_id == self.ex["id"], t.c.name == name)
+                .order_by(t.c.seq.desc()).limit(1)
+            ).mappings().first()
+            if row is None:
+                return None
+            return task_view(self.tx.adopt("task", [row])[0])
 
     def tasks(self, workflow_execution_id=None, recursive=False, state=None, flat=False):
-        self.tx.flush()
-        t = schema.task_executions
-        stmt = select(t).where(t.c.execution_id == (workflow_execution_id or self.ex["id"]))
-        if state:
-            stmt = stmt.where(t.c.state == state)
-        rows = self.tx.conn.execute(stmt.order_by(t.c.seq)).mappings()
-        return [task_view(r) for r in self.tx.adopt("task", rows)]
+        with bounds.unguarded():
+            target = workflow_execution_id or self.ex["id"]
+            if not isinstance(target, str):
+                return []
+            self.tx.flush()
+            if target != self.ex["id"]:
+                e = schema.executions
+                owner = self.tx.conn.execute(
+                    select(e.c.project).where(e.c.id == target)).scalar()
+                if owner != self.ex["project"]:
+                    return []  # another project's execution is as absent as a missing one
+            t = schema.task_executions
+            stmt = select(t).where(t.c.execution_id == target)
+            if state:
+                stmt = stmt.where(t.c.state == state)
+            rows = self.tx.conn.execute(stmt.order_by(t.c.seq)).mappings()
+            return [task_view(r) for r in self.tx.adopt("task", rows)]
 
     def execution(self):
         ex = self.ex
         return {
             "id": ex["id"], "name": ex["workflow_name"], "state": ex["state"],
-            "input": ex["input"], "params": ex["params"], "created_at": ex["created_at"],
+            "input": ex["input"], "params": secrets.open_params(ex["params"]),
+            "created_at": ex["created_at"],
             "root_execution_id": ex["root_execution_id"] or ex["id"],
         }
 
     def env(self):
-        return self.ex["params"].get("env") or {}
+        return secrets.open_env(self.ex["params"].get("env")) or {}  # decrypted to run
 
     def global_(self, name):
         return self.ex["context"].get(name)

@@ -70,13 +70,14 @@ def transform_output(tx: Tx, ex: dict, task: dict, action: dict, ok: bool, outpu
 
 
 def run(instance, context: ActionContext):
-    """Run an action object: (ok, output or error data, error message)."""
+    """Run an action object: (ok, output or error data, error message, retryable).
+    ``retryable`` is False when the action said trying again cannot help."""
     try:
-        return True, instance.run(context), None
+        return True, instance.run(context), None, True
     except ActionError as e:
-        return False, e.data, e.message
+        return False, e.data, e.message, e.retryable
     except Exception as e:  # an action's own bug is its task's error, not ours
-        return False, None, f"{type(e).__name__}: {e}"
+        return False, None, f"{type(e).__name__}: {e}", True
 
 
 def context_for(ex: dict, task: dict, action: dict, save_ref=None) -> ActionContext:
@@ -128,7 +129,7 @@ def items(tx: Tx, ex: dict, task: dict, spec, indexes: list[int]) -> list[tuple[
             continue
         if getattr(instance, "pure", False):
             row["runs"] = 1
-            ok, output, info = run(instance, context_for(ex, task, row))
+            ok, output, info, _ = run(instance, context_for(ex, task, row))
             ok, output, info = transform_output(tx, ex, task, row, ok, output, info)
             row["output"] = output
             tx.set_state("action", row, A.SUCCESS.value if ok else A.ERROR.value, info)

@@ -3,12 +3,20 @@ handlers (one line each), and draining the work a step makes for itself."""
 from __future__ import annotations
 
 import gc
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-from orchestrator.engine import tasks, workflows
+from sqlalchemy import select
+
+from orchestrator.dsl import bounds
+from orchestrator.engine import dataflow, tasks, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.states import WorkflowState as W
 from orchestrator.engine.tx import Tx
 from orchestrator.errors import NotFound
+from orchestrator.store import schema
+from orchestrator.store.db import Store
 
 
 def _start_task(tx: Tx, ex: dict, w: dict, local: bool) -> None:
@@ -79,6 +87,8 @@ def finish(tx: Tx, budget: int = 5000) -> int:
     """End a step: process the work it made for itself (up to ``budget`` items;
     the rest is queued for the next step) and write everything. Returns the
     number of items processed."""
+    if _queue_only.get():
+        budget = 0
     # A long step keeps thousands of rows alive; the cyclic collector would scan
     # them again and again (about 15-25% of a 10,000-item with-items). Rows hold
     # no cycles worth collecting mid-step, so it waits until the step is written.
@@ -95,3 +105,73 @@ def finish(tx: Tx, budget: int = 5000) -> int:
         if collecting:
             gc.enable()
     return done
+
+
+_queue_only: ContextVar[bool] = ContextVar("orchestrator_steps_queue_only", default=False)
+
+
+def outside_lock(store: Store, attempt, hand_off: bool = False):
+    """Run ``attempt()`` (one or more write transactions that evaluate expressions)
+    so that an expression running longer than the inline budget is evaluated with
+    no transaction open: the transaction rolls back, the expression runs on its
+    own (reading through a read-only connection), and ``attempt()`` runs again
+    with its result (see :mod:`orchestrator.dsl.bounds`).
+
+    ``hand_off`` (callers outside the engine: an API request): the first time an
+    expression is slow, ``attempt()`` runs again with the work it would have done
+    at once (starting tasks) queued for the engine instead, so that a request
+    does not wait for user code."""
+    state = {"queue_only": False}
+
+    def run():
+        token = _queue_only.set(state["queue_only"])
+        try:
+            return attempt()
+        finally:
+            _queue_only.reset(token)
+
+    def on_slow() -> bool:
+        if not hand_off or state["queue_only"]:
+            return False
+        state["queue_only"] = True
+        return True
+
+    @contextmanager
+    def detach(functions):
+        if not isinstance(functions, dataflow.EngineFunctions):
+            yield None
+            return
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=_abandon_when_ended,
+            args=(store, functions.ex["id"], threading.get_ident(), stop),
+            name="expression-abandon", daemon=True)
+        watcher.start()
+        try:
+            with store.connect() as conn:
+                yield functions.detached(Tx(conn))
+        finally:
+            stop.set()
+
+    return bounds.outside_lock(run, detach, on_slow)
+
+
+def _abandon_when_ended(store: Store, execution_id: str, ident: int,
+                        stop: threading.Event) -> None:
+    """While a slow expression of this execution runs outside the lock: once the
+    execution is cancelled, ends or is deleted, the evaluation is abandoned, so
+    the engine thread is free again (not busy until the CPU limit)."""
+    e = schema.executions
+    seen = False
+    while not stop.wait(0.25):
+        try:
+            with store.connect() as conn:
+                state = conn.execute(select(e.c.state).where(e.c.id == execution_id)).scalar()
+        except Exception:  # the store is busy or gone: try again, or stop with the step
+            continue
+        if state is None and not seen:
+            continue  # not committed yet (an execution being started)
+        seen = True
+        if state not in (W.RUNNING.value, W.PAUSED.value):
+            bounds.interrupt([ident], "abandon")
+            return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from orchestrator.dsl import bounds
 from orchestrator.engine import dataflow, launch, specs, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.states import TaskState as T
@@ -133,6 +134,17 @@ def _fail_at_start(tx: Tx, ex: dict, task: dict, info: str) -> None:
     finalize(tx, ex, task, ok=False, result=None, info=f"task {task['name']!r}: {info}")
 
 
+def _store(tx: Tx, ex: dict, value) -> bool:
+    """Count ``value`` against what the execution may store; False if over."""
+    limit = bounds.LIMITS.max_execution_bytes
+    used = ex.get("stored_bytes") or 0
+    size = bounds.size_of(value, limit - used)
+    if used + size > limit:
+        return False
+    ex["stored_bytes"] = used + size
+    return True
+
+
 def _items(tx: Tx, ex: dict, task: dict, spec, ctx: dict) -> list | None:
     wi = spec.with_items
     if wi is None:
@@ -143,6 +155,10 @@ def _items(tx: Tx, ex: dict, task: dict, spec, ctx: dict) -> list | None:
         if not isinstance(value, list):
             raise ValueError(f"{var!r} must be a list, got {type(value).__name__}")
         lists.append(value)
+    limit = bounds.LIMITS.max_with_items
+    if any(len(v) > limit for v in lists):
+        raise ValueError(f"{max(len(v) for v in lists):,} items, more than the limit of "
+                         f"{limit:,} for one with-items (ORCH_MAX_WITH_ITEMS)")
     if len({len(v) for v in lists}) > 1:
         raise ValueError(
             "lists of different lengths: "
@@ -194,12 +210,19 @@ def _count(task: dict, ok: bool) -> None:
 
 
 def action_done(tx: Tx, ex: dict, action: dict, ok: bool, output, info: str | None,
-                cancelled: bool = False) -> None:
+                cancelled: bool = False, retryable: bool = True) -> None:
     """An action (or sub-workflow) of a task finished: record it, move the task on
-    (a cancelled action counts as failed for its task)."""
+    (a cancelled action counts as failed for its task). A failure that is not
+    ``retryable`` stops the task's retry policy."""
     if action["state"] != A.RUNNING.value:
         return
     task = tx.task(action["task_execution_id"])
+    if not ok and not retryable and not action["superseded"]:
+        task["flags"]["no_retry"] = True
+    if output is not None and not _store(tx, ex, output):
+        ok, output = False, None
+        info = (f"the action's result would take the execution past its storage limit of "
+                f"{bounds.LIMITS.max_execution_bytes:,} bytes (ORCH_MAX_EXECUTION_BYTES)")
     ok, output, info = launch.transform_output(tx, ex, task, action, ok, output, info)
     final = A.CANCELLED if cancelled else A.SUCCESS if ok else A.ERROR
     tx.set_state("action", action, final.value, info)
@@ -272,6 +295,10 @@ def complete(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
 
 
 def _should_retry(tx: Tx, ex: dict, task: dict, retry, ok: bool, ctx: dict) -> bool:
+    if task["flags"].pop("no_retry", False) and not ok:
+        tx.event(ex["id"], "task.retry_stopped", task["id"],
+                 {"reason": "the action's error says trying again cannot help"})
+        return False
     count = int(dataflow.evaluate_in(tx, ex, task, retry.count, ctx))
     if task["attempt"] > count:
         return False
@@ -360,6 +387,13 @@ def finalize(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
         published = None
     if not keep:
         task["result"] = None
+    kept = (task["result"], published)
+    if (task["result"] is not None or published) and not _store(tx, ex, kept):
+        msg = (f"task {task['name']!r}: its result and published values would take the "
+               f"execution past its storage limit of {bounds.LIMITS.max_execution_bytes:,} "
+               f"bytes (ORCH_MAX_EXECUTION_BYTES)")
+        task["result"], published, ok = None, None, False
+        info = f"{info}\n{msg}" if info else msg
     task["published"] = published or None
     task["finished_at"] = tx.now
     if task["state"] == T.RUNNING_DELAYED.value:

@@ -22,17 +22,27 @@ from sqlalchemy.exc import OperationalError
 
 from orchestrator import logs
 from orchestrator.actions import registry
+from orchestrator.dsl import bounds
 from orchestrator.engine import launch, steps, tasks, workflows
 from orchestrator.engine.states import ActionState as A
-from orchestrator.engine.states import WorkflowState as W
 from orchestrator.engine.tx import LOAD, StaleState, Tx
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ExpressionError, OrchestratorError
 from orchestrator.store import schema
 from orchestrator.store.db import Store
 
 log = logging.getLogger(__name__)
 w = schema.work
 ACTION_KINDS = ("run_action", "run_agent")  # leased: they run outside any transaction
+RECORD_TRIES = 200  # about three minutes of a store too busy to record a result
+
+
+def bounded_output(ok: bool, output, info):
+    """An action's result is stored only if it fits the result limit."""
+    try:
+        bounds.check_size(output, "the action's result")
+    except ExpressionError as e:
+        return False, None, e.reason
+    return ok, output, info
 
 
 def _alive(pid: int) -> bool:
@@ -66,6 +76,7 @@ class Worker:
         # and must not keep the process alive.
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._executors: list[threading.Thread] = []
 
     # -- one round -----------------------------------------------------------------
     def _tx(self, conn, now):
@@ -87,6 +98,9 @@ class Worker:
         """Claim and apply due engine work in one transaction; the number applied."""
         if not self.steps:
             return 0
+        return steps.outside_lock(self.store, lambda: self._step(now))
+
+    def _step(self, now: float | None) -> int:
         claimed: list[dict] = []
         try:
             with self.store.begin() as conn:
@@ -128,13 +142,16 @@ class Worker:
                 select(t).where(t.c.id.in_(ids[chunk:chunk + 500]))).mappings())
 
     def _step_one(self, item: dict, now) -> None:
-        try:
+        def attempt() -> None:
             with self.store.begin() as conn:
                 tx = self._tx(conn, now)
                 if not tx.delete_work(item["id"]):
                     return
                 steps.process(tx, item)
                 steps.finish(tx)
+
+        try:
+            steps.outside_lock(self.store, attempt)
         except (StaleState, OperationalError):
             return
         except Exception:
@@ -151,10 +168,9 @@ class Worker:
             tx.delete_work(item["id"])
             ex = tx.execution(item["execution_id"])
             tx.event(ex["id"], "internal_error", item.get("task_id"), {"traceback": trace})
-            if ex["state"] in (W.RUNNING.value, W.PAUSED.value):
-                last = trace.strip().splitlines()[-1]
-                tx.set_state("workflow", ex, W.ERROR.value,
-                             f"internal error while applying {item['kind']}: {last}")
+            last = trace.strip().splitlines()[-1]
+            workflows.fail_internal(tx, ex, f"internal error while applying {item['kind']}: "
+                                            f"{last}")
             tx.flush()
 
     def claim_actions(self, now: float | None = None, limit: int | None = None) -> list[dict]:
@@ -197,34 +213,60 @@ class Worker:
         try:
             instance = registry.get(action["name"])(**(action["input"] or {}))
         except (OrchestratorError, TypeError, ValueError) as e:
-            ok, output, info = False, None, f"task {task_row['name']!r}: action: {e}"
+            ok, output, info, retryable = (False, None, f"task {task_row['name']!r}: action: {e}",
+                                           False)
         else:
             context = launch.context_for(ex_row, task_row, action,
                                          save_ref=lambda ref: self._save_ref(item, ref))
-            ok, output, info = launch.run(instance, context)
-        for _ in range(5):
+            ok, output, info, retryable = launch.run(instance, context)
+        ok, output, info = bounded_output(ok, output, info)
+
+        def attempt() -> Tx | None:
+            with self.store.begin() as conn:
+                tx = self._tx(conn, now)
+                ex = tx.execution(item["execution_id"])
+                if not tx.delete_work(item["id"], self.owner):
+                    return None  # our lease was taken over: the new owner decides
+                row = tx.action(item["action_id"])
+                if instance is not None and not instance.sync and ok:
+                    row["external_ref"] = output
+                    tx.touch("action", row)
+                    tx.event(ex["id"], "action.started", row["task_execution_id"],
+                             {"action_id": row["id"], "external_ref": output})
+                else:
+                    tasks.action_done(tx, ex, row, ok, output, info, retryable=retryable)
+                    workflows.settle(tx, ex)
+                steps.finish(tx)
+            return tx
+
+        # The result must not be lost: while our lease holds (the heartbeat renews
+        # it), keep trying; a busy store or a race with another step only delays it.
+        delay, tries = 0.02, 0
+        while True:
             try:
-                with self.store.begin() as conn:
-                    tx = self._tx(conn, now)
-                    ex = tx.execution(item["execution_id"])
-                    if not tx.delete_work(item["id"], self.owner):
-                        return  # our lease was taken over: the new owner decides
-                    row = tx.action(item["action_id"])
-                    if instance is not None and not instance.sync and ok:
-                        row["external_ref"] = output
-                        tx.touch("action", row)
-                        tx.event(ex["id"], "action.started", row["task_execution_id"],
-                                 {"action_id": row["id"], "external_ref": output})
-                    else:
-                        tasks.action_done(tx, ex, row, ok, output, info)
-                        workflows.settle(tx, ex)
-                    steps.finish(tx)
-                if tx.woke:
-                    self._wake.set()
-                return
-            except (StaleState, OperationalError):
-                time.sleep(0.05)
+                tx = steps.outside_lock(self.store, attempt)
+            except bounds.ShuttingDown:
+                raise
+            except (StaleState, OperationalError) as e:
+                tries += 1
+                if tries % 10 == 0:
+                    log.warning("action %s: could not record its result after %d tries "
+                                "(%s); trying again", item["action_id"], tries, e)
+                if tries >= RECORD_TRIES:
+                    log.error("action %s: giving up recording its result after %d tries; "
+                              "its lease is released so that it runs again",
+                              item["action_id"], tries)
+                    self._release([item["id"]])
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
                 continue
+            except Exception:  # our own bug: the execution fails, it is not retried forever
+                self._quarantine(item, traceback.format_exc())
+                return
+            if tx is not None and tx.woke:
+                self._wake.set()
+            return
 
     def _save_ref(self, item: dict, ref) -> None:
         """Commit an action's external reference while it runs (fenced by our lease)."""
@@ -278,7 +320,9 @@ class Worker:
     def start(self) -> Worker:
         self.release_dead_leases()
         for i in range(self.threads):
-            threading.Thread(target=self._execute_loop, name=f"action-{i}", daemon=True).start()
+            t = threading.Thread(target=self._execute_loop, name=f"action-{i}", daemon=True)
+            t.start()
+            self._executors.append(t)
         targets = [self._loop, self._heartbeat]
         if not self.store.is_sqlite:
             targets.append(self._listen)
@@ -297,6 +341,9 @@ class Worker:
         this one, restarted) runs them at once instead of after the lease expires."""
         self._stop.set()
         self._wake.set()
+        # An expression being evaluated (up to its CPU limit) must not hold up the
+        # stop: it is abandoned, its step rolled back, to run again after restart.
+        bounds.interrupt(t.ident for t in self._threads + self._executors if t.ident)
         for t in self._threads:
             t.join(grace)
         self._threads = []
@@ -347,6 +394,8 @@ class Worker:
                         self._inflight.add(item["id"])
                     self._queue.put(item)
                     busy += 1
+            except bounds.ShuttingDown:
+                return
             except Exception:
                 log.exception("worker round failed")
                 busy = 0
@@ -359,6 +408,8 @@ class Worker:
     def _run_claimed(self, item: dict) -> None:
         try:
             self.execute(item)
+        except bounds.ShuttingDown:
+            self._release([item["id"]])  # runs again after restart, or elsewhere now
         except Exception:
             log.exception("action %s failed to complete", item["action_id"])
         finally:

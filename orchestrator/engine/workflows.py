@@ -65,7 +65,7 @@ def start(tx: Tx, spec_hash: str, workflow_name: str, input: dict, params: dict,
         "spec_hash": spec_hash, "description": description, "state": W.IDLE.value,
         "state_info": None, "input": values, "params": params, "context": dict(values),
         "output": None, "parent_action_id": parent_action["id"] if parent_action else None,
-        "root_execution_id": root_id, "active_tasks": 0, "waiting_joins": 0,
+        "root_execution_id": root_id, "active_tasks": 0, "waiting_joins": 0, "stored_bytes": 0,
         "unhandled_errors": 0, "task_seq": 0, "created_at": tx.now, "updated_at": tx.now,
         "finished_at": None,
     })
@@ -169,6 +169,21 @@ def finish(tx: Tx, ex: dict, state: str, info: str | None = None) -> None:
                 ex["output"] = {"result": info}
     ex["finished_at"] = tx.now
     tx.set_state("workflow", ex, state, info)
+    _tell_parent(tx, ex)
+
+
+def fail_internal(tx: Tx, ex: dict, info: str) -> None:
+    """End an execution our own code could not move (no expression is evaluated:
+    one may be the cause). Its parent hears of it like of any other end."""
+    if ex["state"] not in (W.RUNNING.value, W.PAUSED.value):
+        return
+    ex["output"] = {"result": info}
+    ex["finished_at"] = tx.now
+    tx.set_state("workflow", ex, W.ERROR.value, info)
+    _tell_parent(tx, ex)
+
+
+def _tell_parent(tx: Tx, ex: dict) -> None:
     if ex["parent_action_id"]:
         parent = tx.action(ex["parent_action_id"])
         tx.add_work("subworkflow_done", parent["execution_id"], task_id=parent["task_execution_id"],
@@ -228,7 +243,4 @@ def cancel(tx: Tx, ex: dict, info: str | None = None) -> None:
     ex["active_tasks"] = ex["waiting_joins"] = 0
     ex["finished_at"] = tx.now
     tx.set_state("workflow", ex, W.CANCELLED.value, info)
-    if ex["parent_action_id"]:
-        parent = tx.action(ex["parent_action_id"])
-        tx.add_work("subworkflow_done", parent["execution_id"], task_id=parent["task_execution_id"],
-                    action_id=parent["id"], payload={"child": ex["id"]})
+    _tell_parent(tx, ex)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -138,6 +139,8 @@ executions = Table(
     Column("root_execution_id", ID),
     Column("active_tasks", Integer, nullable=False, default=0),  # tasks not yet finished
     Column("waiting_joins", Integer, nullable=False, default=0),
+    # Bytes (JSON text) of the results and published values it stores: bounded.
+    Column("stored_bytes", BigInteger, nullable=False, default=0),
     Column("unhandled_errors", Integer, nullable=False, default=0),
     Column("task_seq", Integer, nullable=False, default=0),  # start order of task rows
     Column("created_at", Float, nullable=False),
