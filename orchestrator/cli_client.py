@@ -431,7 +431,7 @@ def add_commands(subparsers) -> None:
     q.add_argument("--input", help="input as a JSON object (or @file.json)")
     q.add_argument("--env", help="env() as a JSON object, @file.json, or a stored environment")
     q.add_argument("--task-name", help="reverse workflows: the task to reach")
-    q.add_argument("--id", help="execution id (starting twice with one id starts once)")
+    q.add_argument("--id", help="execution id, a UUID (starting twice with one id starts once)")
     q.add_argument("--description")
     q.add_argument("--watch", action="store_true",
                    help="follow it to its end; exit 0 SUCCESS, 1 ERROR/CANCELLED, 2 PAUSED")

@@ -556,13 +556,14 @@ def test_real_async_action_completes_from_the_command_line(loaded):
 
 
 def test_real_execution_list_follows_the_pages(loaded):
+    ids = [f"0000000{i}-0000-4000-8000-00000000fade" for i in range(3)]
     for i in range(3):
-        orch(loaded, "execution", "start", "greet", "--id", f"page-{i}")
+        orch(loaded, "execution", "start", "greet", "--id", ids[i])
     first = orch(loaded, "execution", "list", "--limit", "2", "--json")
     assert len(json.loads(first.stdout)["executions"]) == 2 and json.loads(first.stdout)["next"]
     every = json.loads(orch(loaded, "execution", "list", "--limit", "2", "--all",
                             "--json").stdout)["executions"]
-    assert {f"page-{i}" for i in range(3)} <= {e["id"] for e in every}
+    assert set(ids) <= {e["id"] for e in every}
     assert len({e["id"] for e in every}) == len(every)
     table = orch(loaded, "execution", "list", "--limit", "2", "--all").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "WORKFLOW_NAME", "STATE"]

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from orchestrator import secrets
 from orchestrator.engine import control
 from orchestrator.store import schema
 
@@ -160,17 +161,18 @@ def test_list_filters_by_state_and_workflow_name(api):
 
 def test_list_pages_follow_next_in_the_requested_order(api):
     define(api, HELLO)
-    ids = [start(api, "hello", {"name": str(i)}, id=f"ex-{i}")["id"] for i in range(5)]
+    ex = [f"0000000{i}-0000-4000-8000-000000000000" for i in range(5)]
+    ids = [start(api, "hello", {"name": str(i)}, id=ex[i])["id"] for i in range(5)]
     first = api.get("/v2/executions", limit=2, sort_keys="id", sort_dirs="desc").get_json()
-    assert [e["id"] for e in first["executions"]] == ["ex-4", "ex-3"]
+    assert [e["id"] for e in first["executions"]] == [ex[4], ex[3]]
     seen, url = [], "/v2/executions?limit=2&sort_keys=id&sort_dirs=desc"
     while url:
         page = api.get(url.replace("http://localhost", "")).get_json()
         seen += [e["id"] for e in page["executions"]]
         url = page.get("next")
     assert seen == sorted(ids, reverse=True)
-    marker = api.get("/v2/executions", marker="ex-1", sort_keys="id").get_json()
-    assert [e["id"] for e in marker["executions"]] == ["ex-2", "ex-3", "ex-4"]
+    marker = api.get("/v2/executions", marker=ex[1], sort_keys="id").get_json()
+    assert [e["id"] for e in marker["executions"]] == ex[2:]
     assert "next" not in marker
 
 
@@ -188,13 +190,14 @@ def test_post_with_a_client_id_is_idempotent(api, store):
 def test_an_id_used_for_another_workflow_or_project_is_a_conflict(api):
     define(api, HELLO)
     define(api, WAIT)
-    start(api, "hello", {"name": "a"}, id="shared-id")
-    r = api.post("/v2/executions", {"workflow_name": "wait", "id": "shared-id"})
+    shared = str(uuid.uuid4())
+    start(api, "hello", {"name": "a"}, id=shared)
+    r = api.post("/v2/executions", {"workflow_name": "wait", "id": shared})
     error(r, 409, "'hello'", "'wait'")
     beta = api.as_("op-b")
     define(beta, HELLO)
     r = beta.post("/v2/executions", {"workflow_name": "hello", "input": {"name": "b"},
-                                     "id": "shared-id"})
+                                     "id": shared})
     error(r, 409, "already used")
     assert "alpha" not in r.get_json()["message"]
 
@@ -224,7 +227,7 @@ def test_a_named_environment_is_pinned_and_its_secrets_are_masked(api):
     api.put("/v2/environments", {"name": "prod", "variables": {"user": "other"}})
     with api.store.connect() as conn:
         row = conn.execute(schema.executions.select()).mappings().one()
-    assert row["params"]["env"] == {"user": "deployer", "password": "hunter22"}
+    assert secrets.open_env(row["params"]["env"]) == {"user": "deployer", "password": "hunter22"}
 
 
 def test_secret_values_are_masked_everywhere_they_appear(api):
@@ -480,6 +483,7 @@ BAD_STARTS = [
     ({"workflow_name": "hello", "description": 5}, 400, "'description' must be str"),
     ({"workflow_name": "hello", "input": {"name": "a"}, "id": "a/b"}, 400, "'id'"),
     ({"workflow_name": "hello", "input": {"name": "a"}, "id": "x" * 37}, 400, "'id'"),
+    ({"workflow_name": "hello", "input": {"name": "a"}, "id": "deploy-1"}, 400, "UUID"),
     ({"workflow_name": "nope"}, 404, "nope"),
     ({"workflow_name": "hello", "input": {"name": "a"}, "params": {"env": "missing"}}, 404,
      "missing"),
