@@ -1,17 +1,24 @@
 """A real HTTP server on 127.0.0.1 that records every delivery of every
-``Idempotency-Key`` (when it arrived, its path and the ``rid`` of its JSON
-body), echoes the body back, and on ``/flaky`` fails the first attempts of a
-request id: the n-th distinct key seen for ``rid`` gets 503 while n <= the
-body's ``fails``, else 200 with ``attempt: n``. A repeat of the same key (an
-action run again after a crash) gets the same answer as its first delivery, so
-the outcome does not depend on when processes die."""
+``Idempotency-Key`` (when it arrived, its path, the ``rid`` of its JSON body and
+which process sent it), echoes the body back, and on ``/flaky`` fails the first
+attempts of a request id: the n-th distinct key seen for ``rid`` gets 503 while
+n <= the body's ``fails``, else 200 with ``attempt: n``. A repeat of the same key
+(an action run again after a crash) gets the same answer as its first delivery,
+so the outcome does not depend on when processes die.
+
+The sender: give a process ``HTTP_PROXY=proxy_url(name)``; it then sends its
+requests to this same server as its proxy, with ``name`` in the
+``Proxy-Authorization`` header, and the server answers them itself."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -19,6 +26,7 @@ class Delivery:
     at: float  # time.monotonic() when the request arrived
     path: str
     rid: str | None
+    sender: str | None  # the name in its proxy URL, if it came through one
 
 
 class _Server(ThreadingHTTPServer):
@@ -45,11 +53,12 @@ class RecordingServer:
                 except (ValueError, OSError):  # the sender died mid-request
                     body = None
                 rid = body.get("rid") if isinstance(body, dict) else None
-                status, reply = 200, {"path": self.path, "echo": body}
+                path = urlsplit(self.path).path  # absolute when sent to us as a proxy
+                status, reply = 200, {"path": path, "echo": body}
                 with outer.lock:
                     outer.deliveries.setdefault(key, []).append(
-                        Delivery(time.monotonic(), self.path, rid))
-                    if self.path == "/flaky" and rid is not None:
+                        Delivery(time.monotonic(), path, rid, self._sender()))
+                    if path == "/flaky" and rid is not None:
                         keys = outer.attempts.setdefault(rid, [])
                         if key not in keys:
                             keys.append(key)
@@ -68,12 +77,25 @@ class RecordingServer:
                 except OSError:
                     pass  # the client was killed mid-request: that is the point
 
+            def _sender(self) -> str | None:
+                scheme, _, creds = (self.headers.get("Proxy-Authorization") or "").partition(" ")
+                if scheme.lower() != "basic":
+                    return None
+                try:
+                    return base64.b64decode(creds).decode().partition(":")[0]
+                except (binascii.Error, UnicodeDecodeError):
+                    return None
+
             def log_message(self, *args):
                 pass
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def proxy_url(self, sender: str) -> str:
+        """An ``HTTP_PROXY`` value that makes a process's deliveries carry ``sender``."""
+        return self.url.replace("http://", f"http://{sender}:x@", 1)
 
     def snapshot(self) -> dict[str, list[Delivery]]:
         with self.lock:
