@@ -19,6 +19,8 @@ from orchestrator.store import schema
 from tests.conftest import empty
 from tests.httpcount import CountingServer
 
+DEADLINE = 300.0  # seconds for each wait: generous for a loaded machine, a green run needs few
+
 BRANCHES, DEPTH, ITEMS = 4, 5, 5
 
 
@@ -82,12 +84,12 @@ def test_engines_survive_a_sigkill_with_every_action_counted_once(pg_store, pg_u
         api = _serve(pg_url, "--role", "api", "--port", str(port), env=env)
         engines = [_serve(pg_url, "--role", "engine", "--lease", "3") for _ in range(2)]
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + DEADLINE
             while True:
                 try:
-                    requests.get(f"{base_url}/health", timeout=1)
+                    requests.get(f"{base_url}/health", timeout=10)
                     break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     assert time.monotonic() < deadline, api.stderr.read()
                     time.sleep(0.1)
             r = requests.post(f"{base_url}/v2/workflows", data=thirty_task_workflow(),
@@ -99,13 +101,14 @@ def test_engines_survive_a_sigkill_with_every_action_counted_once(pg_store, pg_u
                                   json={"workflow_name": "thirty", "input": {"base": server.url}})
                 assert r.status_code == 201, r.text
                 ids.append(r.json()["id"])
+            deadline = time.monotonic() + DEADLINE
             while len(server.keys) < 150:
-                assert time.monotonic() < deadline + 60, "the engines made no progress"
+                assert time.monotonic() < deadline, "the engines made no progress"
                 time.sleep(0.02)
             os.kill(engines[0].pid, signal.SIGKILL)
             with server.lock:
                 completed, counts = _succeeded(pg_store), dict(server.keys)
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + DEADLINE
             while True:
                 states = [requests.get(f"{base_url}/v2/executions/{i}", headers=headers,
                                        timeout=10).json()["state"] for i in ids]

@@ -1,6 +1,5 @@
 import json
 import threading
-import time
 import uuid
 
 import pytest
@@ -253,13 +252,19 @@ def test_check_syntax_does_not_evaluate():
 
 # --- speed and threads ------------------------------------------------------------------
 
-def test_simple_expressions_are_fast():
-    evaluate("<% $.x %>", DATA)
-    start = time.perf_counter()
-    for _ in range(10_000):
-        evaluate("<% $.x %>", DATA)
-        evaluate("plain text", DATA)
-    assert time.perf_counter() - start < 1.0
+def test_an_expression_is_compiled_once_and_plain_text_never():
+    """What keeps repeated evaluations cheap, counted rather than timed (the
+    speed itself is measured by bench/, not asserted on a shared machine)."""
+    from orchestrator.dsl import expressions
+
+    text = f"<% $.x %> {uuid.uuid4().hex}"  # new to the cache
+    before = expressions._compile.cache_info()
+    for _ in range(1000):
+        assert evaluate(text, DATA) == f"{DATA['x']} {text.split()[-1]}"
+        assert evaluate("plain text", DATA) == "plain text"
+    after = expressions._compile.cache_info()
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits == 999
 
 
 def test_evaluation_is_thread_safe():

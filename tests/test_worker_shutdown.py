@@ -38,7 +38,10 @@ def test_stop_hands_back_the_lease_of_an_action_still_running(sqlite_store):
                            .where(w.c.kind == "run_action")).one()
     assert tuple(row) == (None, None)  # claimable by the next worker right away
     assert control.execution(sqlite_store, execution_id)["state"] == "RUNNING"
-    time.sleep(1.2)  # the old thread finishes: its result is discarded (lease lost)
+    deadline = time.monotonic() + 60  # the old thread finishes: its result is discarded
+    while worker._inflight:  # (lease lost); generous for a loaded machine
+        assert time.monotonic() < deadline, "the stopped worker's action never finished"
+        time.sleep(0.02)
     assert control.action_rows(sqlite_store, control.task_rows(
         sqlite_store, execution_id)[0]["id"])[0]["state"] == "RUNNING"
     Runner(sqlite_store).drive()  # a new worker runs the action again and finishes

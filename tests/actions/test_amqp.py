@@ -162,7 +162,7 @@ def test_no_reply_within_reply_timeout_is_a_retryable_error(new_queue):
     with pytest.raises(ActionError) as exc:
         Amqp(url=URL, routing_key=queue, body={}, wait_for_reply=True,
              reply_timeout=0.5).run(CTX)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # generous: far below the default of 30 s
     assert "no reply within 0.5s" in exc.value.message
     assert queue in exc.value.message
     assert exc.value.retryable
@@ -198,8 +198,8 @@ def test_a_closed_port_fails_quickly_naming_host_and_port_without_the_password()
     started = time.monotonic()
     with pytest.raises(ActionError) as exc:
         Amqp(url=f"amqp://guest:{password}@127.0.0.1:{port}/", routing_key="x",
-             timeout=2).run(CTX)
-    assert time.monotonic() - started < 3
+             timeout=60).run(CTX)
+    assert time.monotonic() - started < 30  # refused at once: not its 60 s timeout
     assert f"cannot connect to guest@127.0.0.1:{port}" in exc.value.message
     assert password not in exc.value.message
     assert exc.value.retryable

@@ -209,10 +209,9 @@ def test_http_connection_refused_is_a_clear_error():
 
 
 def test_http_timeout_is_a_clear_error(server):
-    start = time.monotonic()
+    # /slow answers after 1.5 s: without the 0.2 s timeout the call would succeed.
     with pytest.raises(ActionError, match=r"timed out after 0.2s"):
         std.Http(url=server.url + "/slow", timeout=0.2).run(CTX)
-    assert time.monotonic() - start < 1.0
 
 
 @pytest.mark.parametrize("route", ["/big", "/big-chunked"])

@@ -51,7 +51,7 @@ def test_a_failed_job_is_timed_and_its_lines_carry_the_jid(salt_lab, sqlite_stor
     assert (count("SUCCESS"), count("ERROR")) == (ok_before + 1, error_before + 1)
     took = metrics.PROCESS.get_sample_value("orchestrator_salt_job_duration_seconds_sum",
                                             {"fun": "cmd.run", "state": "ERROR"})
-    assert 0 < took < 30
+    assert 0 < took < 600  # a duration in seconds (not a timestamp), however busy the machine
 
     failed = [r for r in engine_lines if r.getMessage().startswith("action salt.run failed")]
     assert len(failed) == 1, [r.getMessage() for r in engine_lines]

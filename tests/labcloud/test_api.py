@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import types
 
 import pytest
 import requests
@@ -114,11 +115,16 @@ def test_nova_and_cinder_without_a_valid_token_are_401(lab, client, token):
         assert resp.headers["X-Openstack-Request-Id"].startswith("req-")
 
 
-def test_expired_token_is_401():
-    with running(CloudConfig(time_scale=0, token_ttl=0.2)) as (_, server):
+def test_expired_token_is_401(monkeypatch):
+    from labcloud import identity
+
+    clock = types.SimpleNamespace(time=time.time)  # the identity service's clock, stepped
+    monkeypatch.setattr(identity, "time", clock)
+    with running(CloudConfig(time_scale=0, token_ttl=60)) as (_, server):
         client = Client(server)
         assert client.nova("GET", "/servers").status_code == 200
-        time.sleep(0.3)
+        later = time.time() + 61
+        clock.time = lambda: later
         resp = client.nova("GET", "/servers")
         assert resp.status_code == 401 and resp.json()["error"]["title"] == "Unauthorized"
         client.close()
