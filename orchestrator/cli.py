@@ -49,10 +49,14 @@ def _json_arg(value: str | None, what: str) -> dict:
 
 
 def _read(path: str) -> str:
+    """A definition file's text; InvalidDefinition when it is not UTF-8."""
+    from orchestrator.dsl.yamlsource import decode
+
     try:
-        return Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    return decode(raw, path)
 
 
 # -- validate ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask import g, request, url_for
 from sqlalchemy import JSON, Text, and_, or_, select
 
+from orchestrator.dsl.yamlsource import decode
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.store import schema
 
@@ -31,8 +32,8 @@ def json_body() -> dict:
 
 
 def text_body() -> str:
-    """A YAML definition sent as the body."""
-    text = request.get_data(as_text=True)
+    """A YAML definition sent as the body: UTF-8, else a 400 saying where it is not."""
+    text = decode(request.get_data())
     if not text.strip():
         raise InvalidInput("the request needs a YAML definition as its body")
     return text

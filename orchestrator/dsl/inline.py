@@ -13,6 +13,8 @@ import re
 
 import yaml
 
+from orchestrator.dsl.yamlsource import safe_load
+
 _OPENERS = {"<%": "%>", "{{": "}}", "{%": "%}"}
 _KEY = re.compile(r"^[A-Za-z_][\w-]*$")
 
@@ -74,7 +76,7 @@ def parse_value(raw: str):
     if any(opener in raw for opener in _OPENERS):
         return raw
     try:
-        return yaml.safe_load(raw)
+        return safe_load(raw)  # within the document limits: no billion laughs
     except yaml.YAMLError:
         return raw
 

@@ -20,7 +20,7 @@ from orchestrator.dsl import policies
 from orchestrator.dsl.expressions import has_expression
 from orchestrator.dsl.inline import InlineError, parse_call
 from orchestrator.dsl.spec import ENGINE_COMMANDS, Transition, WithItemsSpec
-from orchestrator.dsl.yamlsource import Source
+from orchestrator.dsl.yamlsource import Source, safe_load
 
 CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
 DIRECT_ONLY = CLAUSES + ("join",)
@@ -234,7 +234,7 @@ def read_with_items(ctx: TaskContext, value, path: tuple):
             sources.append(raw)
         else:
             try:
-                literal = yaml.safe_load(raw)
+                literal = safe_load(raw)  # within the document limits
             except yaml.YAMLError:
                 literal = None
             if not isinstance(literal, list):
