@@ -33,6 +33,7 @@ MIGRATION_LOCK = int.from_bytes(b"orchmig", "big")
 STARTUP_CHECK_MAX_MB = 256  # default of ORCH_STARTUP_CHECK_MAX_MB: at most ~2-3 s at start
 DISK_FULL = "database or disk is full"
 log = logging.getLogger(__name__)
+_READ_ONLY = "orchestrator_read_only"
 _after_commit: ContextVar[list | None] = ContextVar("orchestrator_after_commit", default=None)
 
 
@@ -203,7 +204,10 @@ class Store:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (they queue instead of failing
+            # on a lock upgrade); readers (store.connect()) read a WAL snapshot
+            # and never wait for a writer.
+            conn.exec_driver_sql("BEGIN" if conn.info.get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -275,8 +279,10 @@ class Store:
         hooks: list = []
         token = _after_commit.set(hooks)
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.info[_READ_ONLY] = False
+                with conn.begin():
+                    yield conn
         finally:
             _after_commit.reset(token)
         for fn in hooks:  # metrics and log lines of what was committed
@@ -286,7 +292,11 @@ class Store:
                 log.exception("after-commit hook %r failed", fn)
 
     def connect(self) -> Connection:
-        return self.engine.connect()
+        """A connection for reading: on SQLite its transactions are deferred, so a
+        reader never waits for a writer (WAL). Write with :meth:`begin`."""
+        conn = self.engine.connect()
+        conn.info[_READ_ONLY] = True
+        return conn
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision; refuse a
