@@ -401,7 +401,11 @@ class Worker:
                 busy = 0
             if busy:
                 continue
-            due = self.next_due()
+            try:
+                due = self.next_due()
+            except Exception:  # the store is unreachable for a moment: poll again
+                log.exception("reading when work is next due failed")
+                due = None
             wait = self.poll if due is None else max(0.0, min(self.poll, due - time.time()))
             self._wake.wait(wait)
 
