@@ -54,6 +54,7 @@ def create_app(config: ApiConfig) -> Flask:
         environments,
         executions,
         graphs,
+        io,
         openapi,
         tasks,
         triggers,
@@ -84,11 +85,17 @@ def create_app(config: ApiConfig) -> Flask:
             g.principal = authenticate(token_of(request.headers.get("Authorization"),
                                                 request.headers.get("X-Auth-Token")),
                                        config.tokens)
+        if request.routing_exception is not None:  # 404 or 405 (with Allow), not a 403
+            raise request.routing_exception
         view = app.view_functions.get(request.endpoint)
         needed = getattr(view, "required_role", None) or METHOD_ROLE.get(request.method, "admin")
         if not g.principal.allows(needed):
             raise Forbidden(f"role {g.principal.role!r} cannot do this ({needed} needed)")
         return None
+
+    @app.before_request
+    def check_path():
+        io.check_path()  # after check_access: a request without a token is a 401 first
 
     @app.after_request
     def wake_engine(response):
@@ -112,7 +119,11 @@ def create_app(config: ApiConfig) -> Flask:
             413: f"the request body is larger than {config.max_body} bytes",
         }
         name = type(e).__name__
-        return _error(e.code or 500, name, messages.get(e.code, e.description or name))
+        body, status = _error(e.code or 500, name, messages.get(e.code, e.description or name))
+        valid = getattr(e, "valid_methods", None)
+        if e.code == 405 and valid:  # RFC 9110: a 405 says which methods the path has
+            return body, status, {"Allow": ", ".join(sorted(valid))}
+        return body, status
 
     @app.errorhandler(Exception)
     def internal_error(e: Exception):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from orchestrator.api import config
-from orchestrator.api.io import field, json_body, page
+from orchestrator.api.io import enum_arg, field, json_body, page
 from orchestrator.api.views import A, Views, action_row
 from orchestrator.engine import control
+from orchestrator.engine.states import ActionState
 from orchestrator.errors import InvalidInput
 
 bp = Blueprint("action_executions", __name__)
@@ -18,7 +19,8 @@ RESULTS = ("SUCCESS", "ERROR", "CANCELLED")
 def list_actions():
     args = request.args
     filters = {"task_execution_id": args.get("task_execution_id"),
-               "execution_id": args.get("workflow_execution_id"), "state": args.get("state")}
+               "execution_id": args.get("workflow_execution_id"),
+               "state": enum_arg("state", [str(s) for s in ActionState])}
     with config().store.connect() as conn:
         return page(conn, A, filters, "action_executions", "action_executions.list_actions",
                     Views(conn).actions)

@@ -26,8 +26,7 @@ ROLES = ("viewer", "operator", "admin")
 
 
 class Unauthorized(OrchestratorError):
-    """A valid token is needed: send 'Authorization: Bearer <token>' (or 'X-Auth-Token:
-    <token>')."""
+    """A token is needed: send 'Authorization: Bearer <token>' or 'X-Auth-Token: <token>'."""
 
     status_code = 401
 

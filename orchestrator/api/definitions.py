@@ -9,12 +9,20 @@ import time
 import uuid
 from functools import partial
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, request
 
 from orchestrator import catalog
 from orchestrator.actions import registry
 from orchestrator.api import config, role
-from orchestrator.api.io import DEFAULT_LIMIT, MAX_LIMIT, iso, page, project, text_body
+from orchestrator.api.io import (
+    SORT_KEYS,
+    iso,
+    list_args,
+    next_link,
+    page,
+    project,
+    text_body,
+)
 from orchestrator.errors import InvalidDefinition, InvalidInput, NotFound
 from orchestrator.store.schema import action_definitions, workbooks, workflow_definitions
 
@@ -187,27 +195,10 @@ def _sort_value(item: dict, key: str):
 def _memory_page(items: list[dict], plural: str, endpoint: str) -> dict:
     """``io.page`` over a list: same arguments, same ``next``. System actions have
     no creation time, so they sort first by ``created_at``."""
-    args = request.args
-    try:
-        limit = min(int(args.get("limit", DEFAULT_LIMIT)), MAX_LIMIT)
-    except ValueError:
-        raise InvalidInput("limit must be an integer") from None
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1")
-    keys = [k.strip() for k in args.get("sort_keys", "created_at").split(",") if k.strip()]
-    dirs = [d.strip() for d in args.get("sort_dirs", "").split(",") if d.strip()]
-    sortable = ("id", "name", "workbook_name", "is_system", "created_at", "updated_at")
-    for k in keys:
-        if k not in sortable:
-            raise InvalidInput(f"cannot sort by {k!r}; sort by one of {', '.join(sortable)}")
-    for d in dirs:
-        if d not in ("asc", "desc"):
-            raise InvalidInput(f"sort direction must be asc or desc, not {d!r}")
-    dirs += [dirs[-1] if dirs else "asc"] * (len(keys) - len(dirs))
-    keys, dirs = keys + ["id"], dirs + [dirs[-1] if dirs else "asc"]
+    limit, keys, dirs = list_args(SORT_KEYS[plural], "created_at")
     for key, d in reversed(list(zip(keys, dirs))):  # stable sorts, last key first
         items.sort(key=partial(_sort_value, key=key), reverse=d == "desc")
-    marker = args.get("marker")
+    marker = request.args.get("marker")
     if marker:
         ids = [item["id"] for item in items]
         if marker not in ids:
@@ -215,8 +206,7 @@ def _memory_page(items: list[dict], plural: str, endpoint: str) -> dict:
         items = items[ids.index(marker) + 1:]
     out: dict = {plural: items[:limit]}
     if len(items) > limit:
-        out["next"] = url_for(endpoint, _external=True,
-                              **{**args.to_dict(), "marker": items[limit - 1]["id"]})
+        out["next"] = next_link(endpoint, {"marker": items[limit - 1]["id"]})
     return out
 
 

@@ -9,9 +9,19 @@ from sqlalchemy import select
 
 from orchestrator import catalog, secrets
 from orchestrator.api import config
-from orchestrator.api.io import bool_arg, field, int_arg, json_body, page, project
+from orchestrator.api.io import (
+    MAX_LIMIT,
+    bool_arg,
+    enum_arg,
+    field,
+    int_arg,
+    json_body,
+    page,
+    project,
+)
 from orchestrator.api.views import T, Views, execution_row
 from orchestrator.engine import control
+from orchestrator.engine.states import TaskState, WorkflowState
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.store import schema
 
@@ -29,7 +39,7 @@ CHANGES = {
     "ERROR": ("RUNNING", "PAUSED"),
     "SUCCESS": ("RUNNING", "PAUSED"),
 }
-EVENTS_LIMIT = 1000
+EVENTS_LIMIT = MAX_LIMIT
 
 
 def _unknown(data: dict, known: set[str], where: str) -> None:
@@ -102,7 +112,8 @@ def start():
 @bp.get("/v2/executions")
 def list_executions():
     args = request.args
-    filters = {"state": args.get("state"), "workflow_name": args.get("workflow_name"),
+    filters = {"state": enum_arg("state", [str(s) for s in WorkflowState]),
+               "workflow_name": args.get("workflow_name"),
                "root_execution_id": args.get("root_execution_id")}
     with config().store.connect() as conn:
         v = Views(conn)
@@ -170,7 +181,8 @@ def tasks(id):
     with config().store.connect() as conn:
         v = Views(conn)
         v.remember(execution_row(conn, id))
-        return page(conn, T, {"execution_id": id, "state": args.get("state"),
+        return page(conn, T, {"execution_id": id,
+                              "state": enum_arg("state", [str(s) for s in TaskState]),
                               "name": args.get("name")},
                     "tasks", "executions.tasks", v.tasks, default_sort="seq",
                     id=id)
@@ -179,7 +191,7 @@ def tasks(id):
 @bp.get("/v2/executions/<id>/events")
 def events(id):
     after = int_arg("after", 0)
-    limit = min(int_arg("limit", EVENTS_LIMIT, 1), EVENTS_LIMIT)
+    limit = int_arg("limit", EVENTS_LIMIT, 1, EVENTS_LIMIT)
     e = schema.events
     with config().store.connect() as conn:
         v = Views(conn)

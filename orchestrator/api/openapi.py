@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from orchestrator.api.io import MAX_INT, MAX_LIMIT, SORT_KEYS
 from orchestrator.cron import MISSED as MISSED_POLICIES
 from orchestrator.engine.states import ActionState, TaskState, WorkflowState
 
@@ -31,6 +32,8 @@ TIME = {"type": "string", "format": "date-time"}
 TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 MISSED = {"type": "string", "enum": list(MISSED_POLICIES),
           "description": "fire times missed while down: skip, once or all"}
+# A name the server keeps: not empty, not only spaces (400).
+NAME = {"type": "string", "minLength": 1, "pattern": r"\S"}
 
 
 def ref(name: str) -> dict:
@@ -50,6 +53,13 @@ def closed(properties: dict, optional: tuple[str, ...] = ()) -> dict:
     return {"type": "object", "properties": properties,
             "required": [k for k in properties if k not in optional],
             "additionalProperties": False}
+
+
+def request(properties: dict, optional: tuple[str, ...] = ()) -> dict:
+    """A request body of exactly these fields. An optional field may also be null,
+    which the API reads as not sent (as Mistral's clients send them)."""
+    return closed({k: {"anyOf": [v, {"type": "null"}]} if k in optional else v
+                   for k, v in properties.items()}, optional)
 
 
 def list_response(plural: str, item: str) -> dict:
@@ -147,38 +157,45 @@ SCHEMAS = {
                           "sub_executions": array(ref("ReportExecution"))}),
     # Request bodies: the API refuses fields it does not know (400), except in
     # EnvironmentWrite.
-    "ExecutionCreate": closed({
+    "ExecutionCreate": request({
         "workflow_name": STR, "input": OBJECT, "description": STR,
         "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,36}$",
                "description": "client-made id; using it again returns that execution (200)"},
-        "params": closed({
+        "params": request({
             "env": {"type": ["object", "string"],
                     "description": "variables, or the name of an environment"},
             "task_name": {"type": "string", "description": "reverse workflows: the target"},
             "secrets": {**array(STR), "description": "env variables shown as ***"},
         }, optional=("env", "task_name", "secrets")),
     }, optional=("input", "description", "id", "params")),
-    "ExecutionUpdate": {**closed({
+    "ExecutionUpdate": {**request({
         "state": enum(("PAUSED", "RUNNING", "CANCELLED", "ERROR", "SUCCESS")),
         "state_info": {"type": "string", "description": "with CANCELLED, ERROR or SUCCESS"},
         "description": STR,
     }, optional=("state", "state_info", "description")), "minProperties": 1},
-    "TaskUpdate": closed({
+    "TaskUpdate": request({
         "state": enum(("RUNNING", "SKIPPED")),
         "reset": {"type": "boolean", "description": "with RUNNING (a rerun), required: true "
                                                     "reruns all, false only failed items"},
     }, optional=("reset",)),
-    "ActionExecutionUpdate": closed({"state": enum(("SUCCESS", "ERROR", "CANCELLED")),
+    "ActionExecutionUpdate": request({"state": enum(("SUCCESS", "ERROR", "CANCELLED")),
                                      "output": ANY}, optional=("output",)),
     "EnvironmentWrite": {"type": "object", "required": ["name"], "properties": {
-        "name": STR, "description": STR, "variables": OBJECT,
-        "secrets": {**array(STR), "description": "variable names shown as ***"}}},
-    "CronTriggerCreate": closed({
-        "name": STR, "pattern": {"type": "string", "description": "5-field cron pattern"},
+        "name": NAME, **{k: {"anyOf": [v, {"type": "null"}]} for k, v in {
+            "description": STR, "variables": OBJECT,
+            "secrets": {**array(STR), "description": "variable names shown as ***"}}.items()}}},
+    "CronTriggerCreate": request({
+        "name": NAME,
+        "pattern": {"type": "string", "description": (
+            "cron pattern: 5 fields (minute hour day month weekday), 6 with seconds first, "
+            "or an alias such as @hourly; one that cannot be read, or never matches, is a "
+            "400 saying why")},
         "workflow_name": STR, "workflow_input": OBJECT, "workflow_params": OBJECT,
-        "first_execution_time": TIME,
-        "remaining_executions": {"type": ["integer", "null"], "minimum": 1},
-        "timezone": {"type": "string", "default": "UTC"},
+        "first_execution_time": {**TIME, "description": "in the future (else 400)"},
+        "remaining_executions": {"type": ["integer", "null"], "minimum": 1,
+                                 "maximum": MAX_INT},
+        "timezone": {"type": "string", "default": "UTC",
+                     "description": "an IANA time zone name (else 400)"},
         "missed": {**MISSED, "default": "skip"},
     }, optional=("workflow_input", "workflow_params", "first_execution_time",
                  "remaining_executions", "timezone", "missed")),
@@ -205,13 +222,26 @@ def path_param(name: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": STR}
 
 
-LIST_PARAMS = [
-    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-          "page size (at most 1000)"),
-    query("marker", STR, "id of the last item of the previous page"),
-    query("sort_keys", STR, "comma list of fields (default created_at)"),
-    query("sort_dirs", STR, "comma list of asc|desc (default asc)"),
-]
+def comma_list(words) -> str:
+    """The pattern of ``a, b``: one or more of ``words``, spaces around each allowed."""
+    one = "(" + "|".join(words) + ")"
+    return f"^ *{one} *(, *{one} *)*$"
+
+
+def list_params(plural: str) -> list[dict]:
+    """The paging and sorting parameters of a list; a value outside them is a 400."""
+    keys = SORT_KEYS[plural]
+    return [
+        query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+              f"page size (at most {MAX_LIMIT})"),
+        query("marker", STR, "id of the last item of the previous page (404 when it is not "
+                             "an item of this list)"),
+        query("sort_keys", {"type": "string", "pattern": comma_list(keys)},
+              f"comma list of fields, of: {', '.join(keys)}"),
+        query("sort_dirs", {"type": "string", "pattern": comma_list(("asc", "desc"))},
+              "comma list of asc|desc, one per sort key at most (default asc; the last "
+              "one given goes on for the keys after it)"),
+    ]
 
 
 def json_content(schema: dict) -> dict:
@@ -220,7 +250,7 @@ def json_content(schema: dict) -> dict:
 
 def op(op_id: str, summary: str, ok: dict, *, errors=(), body: dict | None = None,
        params=(), public: bool = False, any_role: bool = False,
-       body_errors=(400, 413)) -> dict:
+       body_errors=(400, 413), body_required: bool = True) -> dict:
     """One operation. ``ok`` maps a success status to its schema (None: no body).
     401 is added unless ``public``, 403 unless also ``any_role`` (every role may),
     ``body_errors`` when it takes a body."""
@@ -237,25 +267,74 @@ def op(op_id: str, summary: str, ok: dict, *, errors=(), body: dict | None = Non
     if params:
         out["parameters"] = list(params)
     if body:
-        out["requestBody"] = {"required": True, "content": body}
+        out["requestBody"] = {"required": body_required, "content": body}
     if public:
         out["security"] = []
     return out
 
 
-def yaml_body() -> dict:
-    return {t: {"schema": {"type": "string", "description": "YAML definition"}}
-            for t in YAML_TYPES}
+# Examples of request bodies, each working with the others: the workbook defines
+# the workflow the execution and the trigger start, with the environment's variables.
+EXAMPLES = {
+    "workbooks": """version: '2.0'
+name: example
+workflows:
+  hello:
+    input:
+      - who: world
+    tasks:
+      greet:
+        action: std.echo output="hello <% $.who %> in <% env().region %>"
+        publish:
+          greeting: <% task().result %>
+    output:
+      greeting: <% $.greeting %>
+""",
+    "workflows": """version: '2.0'
+ping:
+  tasks:
+    one:
+      action: std.noop
+""",
+    "actions": """version: '2.0'
+shout:
+  base: std.echo
+  base-input:
+    output: <% $.text %>!
+  input: [text]
+""",
+    "EnvironmentWrite": {"name": "staging", "description": "the staging cloud",
+                         "variables": {"region": "eu-1", "password": "s3cret"},
+                         "secrets": ["password"]},
+    "ExecutionCreate": {"workflow_name": "example.hello", "input": {"who": "team"},
+                        "params": {"env": "staging"}},
+    "CronTriggerCreate": {"name": "nightly", "pattern": "0 3 * * *",
+                          "workflow_name": "example.hello", "workflow_input": {"who": "cron"},
+                          "workflow_params": {"env": "staging"}, "timezone": "Europe/Paris"},
+}
+
+
+def yaml_body(plural: str, validate: bool = False) -> dict:
+    """A YAML document as the body. Saving one needs a document (an empty or blank
+    body is a 400); validating answers any body with ``valid`` true or false."""
+    schema = ({"type": "string", "description": "YAML definition (any text: the answer says "
+                                                "whether it is valid)"} if validate else
+              {"type": "string", "minLength": 1, "pattern": r"\S",
+               "description": "YAML definition, UTF-8 (a body that is not one is a 400)"})
+    return {t: {"schema": schema, "example": EXAMPLES[plural]} for t in YAML_TYPES}
 
 
 def json_body(name: str) -> dict:
-    return json_content(ref(name))
+    out = json_content(ref(name))
+    if name in EXAMPLES:
+        out[JSON]["example"] = EXAMPLES[name]
+    return out
 
 
 def list_op(op_id: str, plural: str, item: str, filters=()) -> dict:
-    """A paged list: 400 for a bad limit or sort, 404 for a marker not in the list."""
-    return op(op_id, f"list {plural}", {200: ref(f"{item}List")},
-              params=LIST_PARAMS + list(filters), errors=(400, 404))
+    """A paged list: 400 for a bad limit, sort or filter, 404 for a marker not in the list."""
+    return op(op_id, f"list {plural.replace('_', ' ')}", {200: ref(f"{item}List")},
+              params=list_params(plural) + list(filters), errors=(400, 404))
 
 
 def definition_paths(plural: str, item: str, single: bool, delete_errors, filters=()) -> dict:
@@ -266,9 +345,9 @@ def definition_paths(plural: str, item: str, single: bool, delete_errors, filter
         f"/v2/{plural}": {
             "get": list_op(f"list{noun}", plural, item, filters),
             "post": op(f"create{noun}", f"upload new {plural}", {201: written},
-                       body=yaml_body(), errors=(409,)),
+                       body=yaml_body(plural), errors=(409,)),
             "put": op(f"update{noun}", f"replace {plural} (the names inside identify them)",
-                      {200: written}, body=yaml_body(), errors=(404, 409)),
+                      {200: written}, body=yaml_body(plural), errors=(404, 409)),
         },
         f"/v2/{plural}/{{name}}": {
             "parameters": [path_param("name")],
@@ -278,7 +357,9 @@ def definition_paths(plural: str, item: str, single: bool, delete_errors, filter
         },
         f"/v2/{plural}/validate": {
             "post": op(f"validate{noun}", f"check a {item.lower()} document without saving it",
-                       {200: ref("Validation")}, body=yaml_body(), any_role=True,
+                       {200: ref("Validation")}, body=yaml_body(plural, validate=True),
+                       any_role=True,
+                       body_required=False,
                        body_errors=(413,)),  # a bad document is {"valid": false}
         },
     }
@@ -350,17 +431,17 @@ PATHS: dict = {
     "/v2/executions/{id}/tasks": {
         "parameters": [path_param("id")],
         "get": op("listExecutionTasks", "the tasks of an execution (default order: started)",
-                  {200: ref("TaskList")}, params=LIST_PARAMS + [
+                  {200: ref("TaskList")}, params=list_params("tasks") + [
                       query("state", enum(TaskState), "only tasks in this state"),
                       query("name", STR, "only tasks with this name")], errors=(400, 404)),
     },
     "/v2/executions/{id}/events": {
         "parameters": [path_param("id")],
         "get": op("listExecutionEvents", "what happened, in order", {200: ref("EventList")},
-                  params=[query("after", {"type": "integer", "minimum": 0},
+                  params=[query("after", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                                 "only events with a greater id"),
-                          query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                          "default": 1000}, "at most this many events")],
+                          query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                                          "default": MAX_LIMIT}, "at most this many events")],
                   errors=(400, 404)),
     },
     "/v2/executions/{id}/report": {
@@ -387,10 +468,11 @@ PATHS: dict = {
     "/v2/tasks/{id}/action_executions": {
         "parameters": [path_param("id")],
         "get": op("listTaskActionExecutions", "the action executions of a task",
-                  {200: ref("ActionExecutionList")}, params=LIST_PARAMS, errors=(400, 404)),
+                  {200: ref("ActionExecutionList")}, params=list_params("action_executions"),
+                  errors=(400, 404)),
     },
     "/v2/action_executions": {
-        "get": list_op("listActionExecutions", "action executions", "ActionExecution", [
+        "get": list_op("listActionExecutions", "action_executions", "ActionExecution", [
             query("task_execution_id", STR, "only this task's action executions"),
             query("workflow_execution_id", STR, "only this execution's action executions"),
             query("state", enum(ActionState), "only action executions in this state")]),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from orchestrator.api import config
-from orchestrator.api.io import field, json_body, page
+from orchestrator.api.io import enum_arg, field, json_body, page
 from orchestrator.api.views import A, T, Views, task_row
 from orchestrator.engine import control
+from orchestrator.engine.states import TaskState
 from orchestrator.errors import InvalidInput
 
 bp = Blueprint("tasks", __name__)
@@ -16,7 +17,8 @@ bp = Blueprint("tasks", __name__)
 @bp.get("/v2/tasks")
 def list_tasks():
     args = request.args
-    filters = {"execution_id": args.get("workflow_execution_id"), "state": args.get("state"),
+    filters = {"execution_id": args.get("workflow_execution_id"),
+               "state": enum_arg("state", [str(s) for s in TaskState]),
                "name": args.get("name")}
     with config().store.connect() as conn:
         return page(conn, T, filters, "tasks", "tasks.list_tasks", Views(conn).tasks,

@@ -8,7 +8,8 @@ from flask import Blueprint, request
 
 from orchestrator import cron
 from orchestrator.api import config
-from orchestrator.api.io import field, iso, json_body, page, project
+from orchestrator.api.io import MAX_INT, field, iso, json_body, page, project
+from orchestrator.errors import InvalidInput
 from orchestrator.store.schema import cron_triggers
 
 bp = Blueprint("triggers", __name__)
@@ -22,6 +23,12 @@ def trigger_json(row) -> dict:
             "remaining_executions": row["remaining_executions"],
             "next_execution_time": iso(row["next_execution_time"]), "missed": row["missed"],
             "project": row["project"], "created_at": iso(row["created_at"])}
+
+
+def _count(value: int | None) -> int | None:
+    if value is not None and value > MAX_INT:
+        raise InvalidInput(f"field 'remaining_executions' must be at most {MAX_INT}")
+    return value
 
 
 @bp.post("/v2/cron_triggers")
@@ -38,7 +45,7 @@ def create_trigger():
             workflow_input=field(data, "workflow_input", dict, default={}),
             workflow_params=field(data, "workflow_params", dict, default={}),
             first_execution_time=field(data, "first_execution_time", str),
-            remaining_executions=field(data, "remaining_executions", int),
+            remaining_executions=_count(field(data, "remaining_executions", int)),
             timezone=field(data, "timezone", str, default="UTC"),
             missed=field(data, "missed", str, default="skip"),
             unknown=[k for k in data if k not in known])

@@ -35,7 +35,10 @@ def test_spaces_around_the_token_do_not_matter(api):
 def test_other_schemes_and_malformed_headers_are_401(api, header):
     response = whoami(api, {"Authorization": header})
     assert response.status_code == 401
-    assert response.get_json()["error"] == "Unauthorized"
+    assert response.get_json() == {
+        "error": "Unauthorized",
+        "message": "A token is needed: send 'Authorization: Bearer <token>' or "
+                   "'X-Auth-Token: <token>'."}
 
 
 def test_x_auth_token_is_accepted_as_mistral_clients_send_it(api):
