@@ -129,6 +129,27 @@ class _Loader(yaml.SafeLoader):
         self._size[node] = (self._values - before, levels)
         return node
 
+    # A definition's data is stored and passed on as JSON: YAML scalars that JSON
+    # has no form for are read as their text (dates) or refused (a ValueError,
+    # which Source reports on the value's line).
+    def _timestamp_as_text(self, node):
+        return self.construct_scalar(node)
+
+    def _json_float(self, node):
+        value = self.construct_yaml_float(node)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("JSON has no NaN or infinity")
+        return value
+
+    def _no_binary(self, node):
+        raise ValueError("binary data cannot be kept in a definition (it is JSON data); "
+                         "write the base64 text as a string")
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader._timestamp_as_text)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader._json_float)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader._no_binary)
+
 
 def format_path(path: Path, data=None) -> str:
     """``("workflows", "wf", "on-success", 0)`` -> ``workflows.wf.on-success[0]``.

@@ -26,8 +26,10 @@ HOSTILE = {
                 "U+001B (a control character) at column 23"),
     "utf8": (WORKFLOW.encode() + b"      input: {output: caf\xe9}\n", 6,
              "not valid UTF-8: byte 0xe9 at column 26"),
-    "date": (WORKFLOW.encode() + b"      input: {output: 2024-02-30}\n", 6,
-             "cannot read '2024-02-30' as timestamp: day is out of range"),
+    "binary": (WORKFLOW.encode() + b"      input: {output: !!binary aGk=}\n", 6,
+               "cannot read 'aGk=' as binary: binary data cannot be kept"),
+    "nan": (WORKFLOW.encode() + b"      input: {output: .nan}\n", 6,
+            "cannot read '.nan' as float: JSON has no NaN or infinity"),
 }
 
 WRITES = [("POST", "/v2/workbooks"), ("PUT", "/v2/workbooks"), ("POST", "/v2/workflows"),
@@ -78,6 +80,18 @@ def test_a_hostile_document_is_a_400_and_nothing_is_stored(api, name, method, pa
     for listing in ("workbooks", "workflows", "actions"):
         rows = api.get(f"/v2/{listing}").get_json()[listing]
         assert [r for r in rows if not r.get("is_system")] == []
+
+
+def test_a_date_is_stored_and_used_as_the_text_written(api):
+    doc = ("version: '2.0'\nwf:\n  input: [{when: 2024-01-01}]\n  tasks:\n    t:\n"
+           "      action: std.echo output=<% $.when %>\n      publish: {at: 2024-02-02 10:00}\n")
+    assert send(api, "POST", "/v2/workflows", doc.encode()).status_code == 201
+    assert api.get("/v2/workflows/wf").get_json()["input"] == [
+        {"name": "when", "required": False, "default": "2024-01-01"}]
+    execution = api.post("/v2/executions", {"workflow_name": "wf"}).get_json()
+    api.drive()
+    done = api.get(f"/v2/executions/{execution['id']}").get_json()
+    assert done["state"] == "SUCCESS", done
 
 
 def test_a_document_at_the_depth_limit_is_stored(api):

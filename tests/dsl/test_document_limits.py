@@ -171,7 +171,9 @@ def test_utf8_with_or_without_a_bom_is_read():
 # --- values a tag cannot hold ----------------------------------------------------------------
 
 @pytest.mark.parametrize("value, says", [
-    ("2020-13-45", "cannot read '2020-13-45' as timestamp: month must be in 1..12"),
+    (".nan", "cannot read '.nan' as float: JSON has no NaN or infinity"),
+    ("-1.0e+400", "cannot read '-1.0e+400' as float: JSON has no NaN or infinity"),
+    ("!!binary aGk=", "cannot read 'aGk=' as binary: binary data cannot be kept"),
     ("!!bool maybe", "cannot read 'maybe' as bool: unknown value 'maybe'"),
     ("!!float abc", "cannot read 'abc' as float"),
     ("!!int " + "9" * 5000, "as int: Exceeds the limit (4300 digits)"),
@@ -181,6 +183,16 @@ def test_a_value_its_tag_cannot_hold_is_a_problem(value, says):
                                            f"        ? {value}\n        : 1\n")
     assert as_value.startswith("doc.yaml:7 wf.tasks.t.input.output: ") and says in as_value
     assert as_key.startswith("doc.yaml:8 wf.tasks.t.input: ") and says in as_key
+
+
+def test_dates_are_kept_as_the_text_written():
+    # A definition's data is JSON, which has no dates; 2020-13-45 is no date at all.
+    text = WORKFLOW + ("      input:\n"
+                       "        output: [2024-01-01, 2024-01-01 10:00:00Z, 2020-13-45]\n")
+    source = Source(text)
+    assert source.problems == []
+    assert source.data["wf"]["tasks"]["t"]["input"]["output"] == [
+        "2024-01-01", "2024-01-01 10:00:00Z", "2020-13-45"]
 
 
 # --- YAML inside a document ----------------------------------------------------------------
@@ -212,7 +224,7 @@ HOSTILE = {
     "deep": (nested(1000).encode(), f"nested more than {MAX_DEPTH} levels deep"),
     "control": (WORKFLOW.encode() + b"      input: {output: \x07}\n", "U+0007 (a control"),
     "utf8": (WORKFLOW.encode() + b"      input: {output: \xff}\n", "not valid UTF-8: byte 0xff"),
-    "date": (WORKFLOW.encode() + b"      input: {output: 2020-02-30}\n", "day is out of range"),
+    "nan": (WORKFLOW.encode() + b"      input: {output: .nan}\n", "JSON has no NaN"),
 }
 
 
