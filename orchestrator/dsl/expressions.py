@@ -36,7 +36,7 @@ from jinja2.environment import TemplateExpression
 from jinja2.sandbox import SandboxedEnvironment
 from yaql.language import utils as yaql_utils
 
-from orchestrator.dsl import bounds
+from orchestrator.dsl import bounds, yamlsource
 from orchestrator.errors import ExpressionError
 
 __all__ = ["Functions", "evaluate", "has_expression", "check_syntax"]
@@ -89,6 +89,11 @@ def _thaw(obj: Any) -> Any:
 
 def _json_dump(obj: Any) -> str:
     return json.dumps(_thaw(obj), sort_keys=True, default=str)
+
+
+def _yaml_parse(text: str) -> Any:
+    # Within the document limits: a task result may be a billion-laughs document.
+    return yamlsource.safe_load(text)
 
 
 def _yaml_dump(obj: Any) -> str:
@@ -171,7 +176,7 @@ def _make_yaql_root():
                      ("global", _yaql_global),
                      ("json_parse", lambda s: _freeze(json.loads(s))),
                      ("json_dump", _json_dump),
-                     ("yaml_parse", lambda s: _freeze(yaml.safe_load(s))),
+                     ("yaml_parse", lambda s: _freeze(_yaml_parse(s))),
                      ("yaml_dump", _yaml_dump),
                      ("uuid", lambda: str(_uuid.uuid4()))):
         root.register_function(fn, name=name)
@@ -279,7 +284,7 @@ def _make_jinja_env() -> _Env:
         "execution": _jinja_fn("execution"), "env": _jinja_fn("env"),
         "global": _jinja_fn("global_"),
         "json_parse": json.loads, "json_dump": _json_dump,
-        "yaml_parse": yaml.safe_load, "yaml_dump": _yaml_dump,
+        "yaml_parse": _yaml_parse, "yaml_dump": _yaml_dump,
         "uuid": lambda *_: str(_uuid.uuid4()),
     }
     env.globals.update(helpers)

@@ -303,3 +303,18 @@ child:
     assert out["state"] == "ERROR"
     assert "sub-workflow child" in runner.task(out, "call")["state_info"]
     assert "a bug in the engine" in runner.task(out, "call")["state_info"]
+
+
+@pytest.mark.parametrize("expr", ["<% yaml_parse($.doc) %>", "{{ yaml_parse(_.doc) }}"])
+def test_yaml_parse_of_a_billion_laughs_is_refused(expr):
+    """A task result (an HTTP body, say) parsed with yaml_parse() is read within
+    the document limits, not expanded."""
+    from orchestrator.dsl.expressions import evaluate
+    from orchestrator.errors import ExpressionError
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    with pytest.raises(ExpressionError, match="more than 100000 values"):
+        evaluate(expr, {"doc": "\n".join(lines)})
+    assert evaluate(expr, {"doc": "a: [1, 2]"}) == {"a": [1, 2]}
