@@ -544,11 +544,16 @@ DOCUMENT: dict = {
                        "{error, message} (plus problems for invalid definitions).",
     },
     "servers": [{"url": "http://127.0.0.1:8989", "description": "default ORCH_URL"}],
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"authToken": []}],  # either one
     "paths": PATHS,
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "a token bound to a project and role"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "a token bound to a project and role (the scheme in "
+                                      "any case)"},
+            "authToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",
+                          "description": "the same tokens, as Mistral's clients send them"},
+        },
         "schemas": SCHEMAS,
         "responses": {name: {"description": text, "content": json_content(ref("Error"))}
                       for name, text in ERRORS.values()},

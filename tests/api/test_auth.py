@@ -112,3 +112,13 @@ def test_principals_without_expiry_never_expire(store):
     tokens = {**TOKENS, "x": Principal("alpha", "viewer", "x")}
     api = Api(create_app(ApiConfig(store=store, tokens=tokens)), store, "x")
     assert api.get("/v2/whoami").status_code == 200
+
+
+def test_the_document_names_both_ways_to_send_a_token():
+    from orchestrator.api.openapi import DOCUMENT
+
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["authToken"] == {**schemes["authToken"], "type": "apiKey", "in": "header",
+                                    "name": "X-Auth-Token"}
+    assert DOCUMENT["security"] == [{"bearer": []}, {"authToken": []}]  # either one
