@@ -3,6 +3,7 @@ state, delete; an execution's tasks, its event history and its report."""
 from __future__ import annotations
 
 import re
+import uuid
 
 from flask import Blueprint, request
 from sqlalchemy import select
@@ -29,7 +30,10 @@ bp = Blueprint("executions", __name__)
 
 START_FIELDS = {"workflow_name", "input", "params", "description", "id"}
 PARAMS = {"env", "task_name", "secrets"}
-CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,36}$")
+# An id the client chooses is a UUID: one that another project uses cannot be
+# guessed, so a conflict tells nothing that was not already known.
+CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                       r"[0-9a-fA-F]{12}$")
 STATES = ("PAUSED", "RUNNING", "CANCELLED", "ERROR", "SUCCESS")
 # Target state -> the states it can be reached from through the API.
 CHANGES = {
@@ -50,8 +54,9 @@ def _unknown(data: dict, known: set[str], where: str) -> None:
 
 
 def _params(conn, raw: dict) -> dict:
-    """``params`` as stored: a named environment is copied (pinned), its secret
-    names joined to those of the request."""
+    """``params`` as stored: a named environment is copied (pinned) as stored, its
+    secret values still encrypted, its secret names joined to those of the request
+    (the engine encrypts the secret values of an inline ``env`` when it starts)."""
     _unknown(raw, PARAMS, "params field")
     env = field(raw, "env", (dict, str), default={})
     task_name = field(raw, "task_name", str)
@@ -77,7 +82,8 @@ def _params(conn, raw: dict) -> dict:
 def _same_request(row: dict, workflow_name: str) -> None:
     """An execution id used again: the same project and workflow is a retry of the
     same request; anything else is a conflict. Another project's execution is not
-    revealed beyond "this id is taken" (ids are client-made UUIDs: nothing to learn)."""
+    revealed beyond "this id is taken", worded as for any id of this project, and
+    ids are UUIDs: another project's cannot be guessed."""
     if row["project"] != project():
         raise Conflict(f"execution id {row['id']} is already used; choose another id")
     if row["workflow_name"] != workflow_name:
@@ -94,8 +100,8 @@ def start():
     description = field(data, "description", str, default="")
     execution_id = field(data, "id", str)
     if execution_id is not None and not CLIENT_ID.match(execution_id):
-        raise InvalidInput(f"field 'id' must be 1 to 36 letters, digits, '.', '_' or '-' "
-                           f"(a UUID), not {execution_id!r}")
+        raise InvalidInput(f"field 'id' must be a UUID (such as {uuid.uuid4()}), "
+                           f"not {execution_id[:40]!r}")
     store = config().store
     with store.connect() as conn:
         doc, qualified = catalog.workflow_document(conn, project(), name)

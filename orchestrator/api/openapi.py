@@ -159,8 +159,11 @@ SCHEMAS = {
     # EnvironmentWrite.
     "ExecutionCreate": request({
         "workflow_name": STR, "input": OBJECT, "description": STR,
-        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,36}$",
-               "description": "client-made id; using it again returns that execution (200)"},
+        "id": {"type": "string", "format": "uuid",
+               "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                          "[0-9a-fA-F]{12}$",
+               "description": "client-made id, a UUID; using it again returns that "
+                              "execution (200)"},
         "params": request({
             "env": {"type": ["object", "string"],
                     "description": "variables, or the name of an environment"},
