@@ -32,14 +32,14 @@ SYSTEM_IDS = uuid.UUID("6f1c3c5e-53a4-4f8e-9a51-0b8f5b0e2a10")  # uuid5 namespac
 
 
 def _listed(table, plural: str, endpoint: str, serialize, filters: dict | None = None):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return page(conn, table, filters or {}, plural, endpoint,
                     lambda rows: [serialize(conn, row) for row in rows])
 
 
 def _validation(kind: str):
     try:
-        with config().store.begin() as conn:
+        with config().store.connect() as conn:
             catalog.validate(conn, project(), text_body(), kind)
     except InvalidDefinition as e:
         return {"valid": False, "error": e.message,
@@ -78,7 +78,7 @@ def list_workbooks():
 
 @bp.get("/v2/workbooks/<name>")
 def get_workbook(name: str):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return workbook_json(conn, catalog.get_workbook(conn, project(), name))
 
 
@@ -138,7 +138,7 @@ def list_workflows():
 
 @bp.get("/v2/workflows/<name>")
 def get_workflow(name: str):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return workflow_json(conn, catalog.get_workflow(conn, project(), name))
 
 
@@ -222,7 +222,7 @@ def update_actions():
 
 @bp.get("/v2/actions")
 def list_actions():
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         rows = conn.execute(action_definitions.select().where(
             action_definitions.c.project == project())).mappings()
         items = [action_json(conn, r) for r in rows]
@@ -232,7 +232,7 @@ def list_actions():
 
 @bp.get("/v2/actions/<name>")
 def get_action(name: str):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         row = catalog.get_action(conn, project(), name)
         return system_action_json(name) if row is None else action_json(conn, row)
 

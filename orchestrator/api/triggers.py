@@ -54,7 +54,7 @@ def create_trigger():
 
 @bp.get("/v2/cron_triggers")
 def list_triggers():
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return page(conn, cron_triggers, {"workflow_name": request.args.get("workflow_name")},
                     "cron_triggers", "triggers.list_triggers",
                     lambda rows: [trigger_json(r) for r in rows])
@@ -62,7 +62,7 @@ def list_triggers():
 
 @bp.get("/v2/cron_triggers/<name>")
 def get_trigger(name: str):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return trigger_json(cron.get(conn, project(), name))
 
 
