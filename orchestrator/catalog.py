@@ -23,7 +23,7 @@ from orchestrator.dsl.tasks import hint
 from orchestrator.dsl.yamlsource import Source
 from orchestrator.engine import specs
 from orchestrator.errors import Conflict, InvalidInput, NotFound, OrchestratorError
-from orchestrator.secrets import MASK
+from orchestrator.secrets import MASK, masked_env, open_value, seal_env
 from orchestrator.store.schema import (
     action_definitions,
     cron_triggers,
@@ -381,7 +381,9 @@ def _check_environment(variables, secrets) -> None:
 
 
 def get_environment(conn, project: str, name: str):
-    """An environment row with its real values (``variables``, ``secrets``)."""
+    """An environment row as stored: the values of its secret variables are
+    encrypted (``enc:v1:…``; rows from before encryption may hold them in clear).
+    Copy them as they are: only the engine decrypts them (``env()``)."""
     row = _row(conn, environments, project, name)
     if row is None:
         raise _missing("environment", name, _names(conn, environments, project))
@@ -397,15 +399,16 @@ def create_environment(conn, project: str, name: str, variables: dict, secrets: 
         raise Conflict(f"environment {name!r} already exists; use PUT to update it")
     conn.execute(insert(environments).values(
         id=new_id(), project=project, name=name, description=description or "",
-        variables=variables, secrets=list(dict.fromkeys(secrets)), created_at=now,
-        updated_at=now))
+        variables=seal_env(variables, secrets), secrets=list(dict.fromkeys(secrets)),
+        created_at=now, updated_at=now))
     return get_environment(conn, project, name)
 
 
 def update_environment(conn, project: str, name: str, now: float, variables=None,
                        secrets=None, description=None):
     """Replace the fields given (None keeps the stored one). A secret variable sent
-    back as ``***`` (as the API shows it) keeps its stored value."""
+    back as ``***`` (as the API shows it) keeps its stored value. Secret values are
+    stored encrypted; a variable that is no longer secret is stored in clear again."""
     old = get_environment(conn, project, name)
     secrets = list(old["secrets"]) if secrets is None else secrets
     if variables is None:
@@ -414,6 +417,8 @@ def update_environment(conn, project: str, name: str, now: float, variables=None
         variables = {k: old["variables"][k] if v == MASK and k in secrets
                      and k in old["variables"] else v for k, v in variables.items()}
     _check_environment(variables, secrets)
+    variables = seal_env({k: v if k in secrets else open_value(v) for k, v in variables.items()},
+                         secrets)
     conn.execute(update(environments).where(environments.c.id == old["id"]).values(
         variables=variables, secrets=list(dict.fromkeys(secrets)), updated_at=now,
         description=old["description"] if description is None else description))
@@ -426,6 +431,7 @@ def delete_environment(conn, project: str, name: str) -> None:
 
 
 def masked_variables(row) -> dict:
-    """The environment's variables as users see them: secret values are ``***``."""
-    return {k: MASK if k in row["secrets"] else v for k, v in row["variables"].items()}
+    """The environment's variables as users see them: secret values are ``***``
+    (and so is any value stored encrypted: ciphertext is never shown)."""
+    return masked_env(row["variables"], row["secrets"])
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json as jsonlib
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
+from orchestrator import secrets
 from orchestrator.actions.amqp import Amqp
 from orchestrator.actions.base import Action, ActionContext
 from orchestrator.errors import ActionError
@@ -101,12 +103,14 @@ class Http(Action):
             body = jsonlib.dumps(body)
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
-        where = f"{self.method} {self.url}"
+        auth = _auth(self.auth)
+        _hide_credentials(auth, self.url)
+        where = f"{self.method} {_shown_url(self.url)}"
         try:
             with requests.Session() as session:
                 resp = session.request(
                     self.method, self.url, params=self.params, data=body, json=self.json,
-                    headers=headers, auth=_auth(self.auth), timeout=self.timeout,
+                    headers=headers, auth=auth, timeout=self.timeout,
                     verify=self.verify, allow_redirects=self.allow_redirects, stream=True)
                 with resp:
                     raw = _read_capped(resp, where)
@@ -129,7 +133,7 @@ class Http(Action):
             "content": _content(resp, raw),
             "status": resp.status_code,
             "headers": dict(resp.headers),
-            "url": resp.url,
+            "url": _shown_url(resp.url),
             "encoding": resp.encoding,
             "reason": resp.reason,
             "elapsed": resp.elapsed.total_seconds(),
@@ -138,6 +142,32 @@ class Http(Action):
             # Retryable: a policy that polls until a resource exists retries on 404.
             raise ActionError(f"HTTP {resp.status_code} {resp.reason} from {where}", data=result)
         return result
+
+
+def _shown_url(url) -> str:
+    """``url`` without the password of its user info (``http://user:***@host/``)."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return str(url)
+    if parts.password is None:
+        return str(url)
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{secrets.MASK}@{netloc[2]}"))
+
+
+def _hide_credentials(auth, url) -> None:
+    """Hide the password of a Basic credential (``auth``, or the URL's user info) in
+    this process's log lines, with the base64 header requests builds from it."""
+    passwords = [auth[1]] if auth else []
+    try:
+        password = urlsplit(str(url)).password
+    except ValueError:
+        password = None
+    if password:
+        passwords += [password, unquote(password)]
+    secrets.remember(p for p in passwords if len(p.strip()) >= secrets.MIN_LENGTH)
 
 
 def _auth(auth) -> tuple[str, str] | None:

@@ -1,6 +1,7 @@
 """Environments: named sets of variables an execution reads with ``env()``.
-Variables listed in ``secrets`` are shown as ``***``; a PUT that sends ``***``
-back for one keeps its stored value."""
+Variables listed in ``secrets`` are stored encrypted and shown as ``***`` (a
+mapping or list secret as a whole); a PUT that sends ``***`` back for one keeps
+its stored value."""
 from __future__ import annotations
 
 import time
@@ -48,14 +49,14 @@ def update_environment():
 
 @bp.get("/v2/environments")
 def list_environments():
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return page(conn, environments, {}, "environments", "environments.list_environments",
                     lambda rows: [environment_json(r) for r in rows])
 
 
 @bp.get("/v2/environments/<name>")
 def get_environment(name: str):
-    with config().store.begin() as conn:
+    with config().store.connect() as conn:
         return environment_json(catalog.get_environment(conn, project(), name))
 
 

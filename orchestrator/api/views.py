@@ -53,7 +53,7 @@ class Views:
     def __init__(self, conn):
         self.conn = conn
         self._executions: dict[str, dict | None] = {}
-        self._secrets: dict[str, list[str]] = {}
+        self._secrets: dict[str, tuple[list[str], secrets.Masker]] = {}
 
     def remember(self, ex: dict) -> dict:
         self._executions[ex["id"]] = ex
@@ -75,9 +75,12 @@ class Views:
                     .mappings():
                 self._executions[row["id"]] = dict(row)
 
-    def secrets_of(self, ex: dict) -> list[str]:
-        """Values to hide in what belongs to ``ex``. Sub-executions inherit the
-        root's environment but not its list of secret names, so look there."""
+    def _hidden(self, ex: dict) -> tuple[list[str], secrets.Masker]:
+        """The names of ``ex``'s secret variables and what masks their values (every
+        leaf, every derived form). Sub-executions inherit the root's environment but
+        not its list of secret names, so look there (an encrypted value is secret
+        anyway). A secret the key cannot decrypt fails the request (SecretKeyError):
+        what cannot be masked is not shown."""
         if ex["id"] not in self._secrets:
             names = list((ex["params"] or {}).get("secrets") or ())
             root_id = ex.get("root_execution_id")
@@ -87,8 +90,23 @@ class Views:
                 except NotFound:  # the root was deleted: its secret names with it
                     root = {"params": {}}
                 names += list((root["params"] or {}).get("secrets") or ())
-            self._secrets[ex["id"]] = secrets.values_of((ex["params"] or {}).get("env"), names)
+            env = (ex["params"] or {}).get("env")
+            self._secrets[ex["id"]] = (names, secrets.masker(
+                secrets.values_of(env, names, strict=True)))
         return self._secrets[ex["id"]]
+
+    def secrets_of(self, ex: dict) -> secrets.Masker:
+        """What hides the secrets of ``ex`` (give it to :func:`secrets.mask`)."""
+        return self._hidden(ex)[1]
+
+    def params(self, ex: dict) -> dict:
+        """``params`` as shown: each secret variable of ``env`` is ``***`` (never the
+        stored ciphertext), then every form of a secret value is masked."""
+        names, hide = self._hidden(ex)
+        params = dict(ex["params"] or {})
+        if isinstance(params.get("env"), dict):
+            params["env"] = secrets.masked_env(params["env"], names)
+        return secrets.mask(params, hide)
 
     # -- shapes ------------------------------------------------------------------------
     def execution(self, ex: dict) -> dict:
@@ -99,7 +117,7 @@ class Views:
             "description": secrets.mask(ex["description"] or "", hide),
             "state": ex["state"], "state_info": secrets.mask(ex["state_info"], hide),
             "input": secrets.mask(ex["input"], hide), "output": secrets.mask(ex["output"], hide),
-            "params": secrets.mask(ex["params"], hide), "project": ex["project"],
+            "params": self.params(ex), "project": ex["project"],
             "root_execution_id": ex["root_execution_id"],
             "parent_action_execution_id": ex["parent_action_id"],
             "created_at": iso(ex["created_at"]), "updated_at": iso(ex["updated_at"]),

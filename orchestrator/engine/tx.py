@@ -153,8 +153,7 @@ class Tx:
     def execution(self, execution_id: str) -> dict:
         """The execution row, locked for the rest of the transaction."""
         row = self._load("workflow", execution_id, lock=True)
-        if row["params"].get("secrets"):  # hide them in this process's log lines too
-            secrets.values_of(row["params"].get("env"), row["params"]["secrets"])
+        secrets.remember_params(row["params"])  # hide them in this process's log lines too
         return row
 
     def task(self, task_id: str) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import catalog
+from orchestrator import catalog, secrets
 from tests.api import conformance
 
 PROD = {"name": "prod", "description": "production",
@@ -24,7 +24,7 @@ def test_an_environment_shows_secret_values_as_stars_but_keeps_them(api):
     assert api.get("/v2/environments/prod").get_json() == body
     with api.store.begin() as conn:
         row = catalog.get_environment(conn, "alpha", "prod")
-    assert row["variables"]["password"] == "s3cret!"
+    assert secrets.open_value(row["variables"]["password"]) == "s3cret!"  # stored encrypted
 
 
 def test_put_replaces_variables_and_keeps_a_secret_sent_back_as_stars(api):
@@ -35,8 +35,8 @@ def test_put_replaces_variables_and_keeps_a_secret_sent_back_as_stars(api):
     assert response.get_json()["variables"]["host"] == "db2"
     assert response.get_json()["description"] == "production"
     with api.store.begin() as conn:
-        assert catalog.get_environment(conn, "alpha", "prod")["variables"]["password"] == \
-            "s3cret!"
+        stored = catalog.get_environment(conn, "alpha", "prod")["variables"]["password"]
+    assert secrets.open_value(stored) == "s3cret!"
 
 
 def test_put_of_a_missing_environment_is_not_found(api):
