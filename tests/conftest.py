@@ -18,6 +18,18 @@ from orchestrator.store.schema import metadata
 PG_ADMIN_URL = os.environ.get("ORCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _secret_key_file(tmp_path_factory):
+    """Tests (and the services they start) keep their secrets' key in a temporary
+    directory, never in the user's data directory."""
+    if "ORCH_SECRET_KEY_FILE" in os.environ or "ORCH_SECRET_KEY" in os.environ:
+        yield
+        return
+    os.environ["ORCH_SECRET_KEY_FILE"] = str(tmp_path_factory.mktemp("keys") / "secret.key")
+    yield
+    os.environ.pop("ORCH_SECRET_KEY_FILE", None)
+
+
 @pytest.fixture(scope="session")
 def pg_url():
     import psycopg

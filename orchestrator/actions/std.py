@@ -140,7 +140,9 @@ class Http(Action):
         }
         if resp.status_code >= 400:
             # Retryable: a policy that polls until a resource exists retries on 404.
-            raise ActionError(f"HTTP {resp.status_code} {resp.reason} from {where}", data=result)
+            # Not 401 and 403: the same credentials are refused again.
+            raise ActionError(f"HTTP {resp.status_code} {resp.reason} from {where}", data=result,
+                              retryable=resp.status_code not in (401, 403))
         return result
 
 

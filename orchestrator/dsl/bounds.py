@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -147,32 +148,40 @@ def _cpu(clock: int | None) -> float:
 
 def _watch() -> None:
     while True:
-        _wake.wait()
-        time.sleep(POLL)
-        with _lock:
-            entries = list(_active.values())
-            if not entries:
-                _wake.clear()
+        try:
+            _watch_once()
+        except Exception:  # never die: without the watchdog nothing is bounded
+            logging.getLogger(__name__).exception("expression watchdog")
+            time.sleep(POLL)
+
+
+def _watch_once() -> None:
+    _wake.wait()
+    time.sleep(POLL)
+    with _lock:
+        entries = list(_active.values())
+        if not entries:
+            _wake.clear()
+            return
+        for e in entries:
+            if e.fired is not None or e.paused:
                 continue
-            for e in entries:
-                if e.fired is not None or e.paused:
-                    continue
-                used = _cpu(e.clock) - e.start
-                exc: type | None = None
-                if e.inline is not None and used > e.inline:
-                    exc = _Inline
-                elif used > e.limit:
-                    exc = _CpuLimit
-                if exc is not None:
-                    e.fired = exc
-                    _raise_in(e.ident, exc)
+            used = _cpu(e.clock) - e.start
+            exc: type | None = None
+            if e.inline is not None and used > e.inline:
+                exc = _Inline
+            elif used > e.limit:
+                exc = _CpuLimit
+            if exc is not None:
+                e.fired = exc
+                _raise_in(e.ident, exc)
 
 
 def _ensure_watchdog() -> None:
     global _watchdog
-    if _watchdog is None:
+    if _watchdog is None or not _watchdog.is_alive():
         with _lock:
-            if _watchdog is None:
+            if _watchdog is None or not _watchdog.is_alive():
                 _watchdog = threading.Thread(target=_watch, name="expression-watchdog",
                                              daemon=True)
                 _watchdog.start()

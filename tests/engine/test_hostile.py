@@ -318,3 +318,21 @@ def test_yaml_parse_of_a_billion_laughs_is_refused(expr):
     with pytest.raises(ExpressionError, match="more than 100000 values"):
         evaluate(expr, {"doc": "\n".join(lines)})
     assert evaluate(expr, {"doc": "a: [1, 2]"}) == {"a": [1, 2]}
+
+
+def test_the_watchdog_survives_its_own_errors(monkeypatch, limits):
+    """An error inside the watchdog is logged; the limits still hold after it."""
+    from orchestrator.dsl.expressions import evaluate
+    from orchestrator.errors import ExpressionError
+
+    real, calls = bounds._cpu, {"n": 0}
+
+    def flaky(clock):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the watchdog's first reading
+            raise RuntimeError("a bug in the watchdog")
+        return real(clock)
+
+    monkeypatch.setattr(bounds, "_cpu", flaky)
+    with pytest.raises(ExpressionError, match="CPU time limit"):
+        evaluate("<% range(0, 100000000).sum() %>", {})  # about 10 s of CPU unbounded
