@@ -336,3 +336,42 @@ def test_the_watchdog_survives_its_own_errors(monkeypatch, limits):
     monkeypatch.setattr(bounds, "_cpu", flaky)
     with pytest.raises(ExpressionError, match="CPU time limit"):
         evaluate("<% range(0, 100000000).sum() %>", {})  # about 10 s of CPU unbounded
+
+
+def test_a_busy_store_delays_an_actions_result_but_never_drops_it(runner, monkeypatch, caplog):
+    """Recording an action's result that keeps losing races is tried again (with a
+    log line), not dropped after a few tries to run the action again later."""
+    import types
+
+    from orchestrator.engine import worker as worker_mod
+    from orchestrator.engine.tx import StaleState
+
+    execution_id = runner.start("""
+version: '2.0'
+wf:
+  tasks:
+    nap:
+      action: std.sleep seconds=0
+""")
+    real, failures = steps.outside_lock, {"left": 12}
+
+    def losing(store, attempt, hand_off=False):
+        if failures["left"] and attempt.__name__ == "attempt" and not hand_off:
+            failures["left"] -= 1
+            raise StaleState("a task row changed under this step")
+        return real(store, attempt, hand_off)
+
+    monkeypatch.setattr(steps, "outside_lock", losing)
+    monkeypatch.setattr(worker_mod, "time", types.SimpleNamespace(
+        time=time.time, monotonic=time.monotonic, sleep=lambda s: None))
+    with caplog.at_level("WARNING", logger="orchestrator.engine.worker"):
+        for item in runner.worker.claim_actions():
+            runner.worker.execute(item)
+    assert failures["left"] == 0
+    assert any("could not record its result after 10 tries" in r.getMessage()
+               for r in caplog.records)
+    runner.drive()
+    assert runner.summary(execution_id)["state"] == "SUCCESS"
+    with runner.store.connect() as conn:
+        runs = conn.execute(select(schema.action_executions.c.runs)).scalars().all()
+    assert runs == [1]  # recorded on the first run, not run again after its lease
