@@ -134,15 +134,21 @@ def _fail_at_start(tx: Tx, ex: dict, task: dict, info: str) -> None:
     finalize(tx, ex, task, ok=False, result=None, info=f"task {task['name']!r}: {info}")
 
 
-def _store(tx: Tx, ex: dict, value) -> bool:
-    """Count ``value`` against what the execution may store; False if over."""
+def _keep(ex: dict, value, what: str, single: int | None = None) -> str | None:
+    """Count ``value`` against what the execution may store (and, with ``single``,
+    against a limit of its own, in the same walk). The reason it cannot be kept,
+    or None once it is counted."""
     limit = bounds.LIMITS.max_execution_bytes
     used = ex.get("stored_bytes") or 0
-    size = bounds.size_of(value, limit - used)
-    if used + size > limit:
-        return False
+    room = limit - used
+    size = bounds.size_of(value, room if single is None else min(room, single))
+    if single is not None and size > single:
+        return f"{what} is over the limit of {single:,} bytes (ORCH_EXPR_MAX_RESULT_BYTES)"
+    if size > room:
+        return (f"{what} would take the execution past its storage limit of {limit:,} "
+                f"bytes (ORCH_MAX_EXECUTION_BYTES)")
     ex["stored_bytes"] = used + size
-    return True
+    return None
 
 
 def _items(tx: Tx, ex: dict, task: dict, spec, ctx: dict) -> list | None:
@@ -219,10 +225,10 @@ def action_done(tx: Tx, ex: dict, action: dict, ok: bool, output, info: str | No
     task = tx.task(action["task_execution_id"])
     if not ok and not retryable and not action["superseded"]:
         task["flags"]["no_retry"] = True
-    if output is not None and not _store(tx, ex, output):
-        ok, output = False, None
-        info = (f"the action's result would take the execution past its storage limit of "
-                f"{bounds.LIMITS.max_execution_bytes:,} bytes (ORCH_MAX_EXECUTION_BYTES)")
+    refused = output is not None and _keep(ex, output, "the action's result",
+                                           bounds.LIMITS.max_result_bytes)
+    if refused:
+        ok, output, info = False, None, refused
     ok, output, info = launch.transform_output(tx, ex, task, action, ok, output, info)
     final = A.CANCELLED if cancelled else A.SUCCESS if ok else A.ERROR
     tx.set_state("action", action, final.value, info)
@@ -387,11 +393,10 @@ def finalize(tx: Tx, ex: dict, task: dict, ok: bool, result, info: str | None,
         published = None
     if not keep:
         task["result"] = None
-    kept = (task["result"], published)
-    if (task["result"] is not None or published) and not _store(tx, ex, kept):
-        msg = (f"task {task['name']!r}: its result and published values would take the "
-               f"execution past its storage limit of {bounds.LIMITS.max_execution_bytes:,} "
-               f"bytes (ORCH_MAX_EXECUTION_BYTES)")
+    refused = (task["result"] is not None or published) and _keep(
+        ex, (task["result"], published), "its result and published values")
+    if refused:
+        msg = f"task {task['name']!r}: {refused}"
         task["result"], published, ok = None, None, False
         info = f"{info}\n{msg}" if info else msg
     task["published"] = published or None

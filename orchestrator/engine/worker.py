@@ -26,7 +26,7 @@ from orchestrator.dsl import bounds
 from orchestrator.engine import launch, steps, tasks, workflows
 from orchestrator.engine.states import ActionState as A
 from orchestrator.engine.tx import LOAD, StaleState, Tx
-from orchestrator.errors import ExpressionError, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from orchestrator.store import schema
 from orchestrator.store.db import Store
 
@@ -34,15 +34,6 @@ log = logging.getLogger(__name__)
 w = schema.work
 ACTION_KINDS = ("run_action", "run_agent")  # leased: they run outside any transaction
 RECORD_TRIES = 200  # about three minutes of a store too busy to record a result
-
-
-def bounded_output(ok: bool, output, info):
-    """An action's result is stored only if it fits the result limit."""
-    try:
-        bounds.check_size(output, "the action's result")
-    except ExpressionError as e:
-        return False, None, e.reason
-    return ok, output, info
 
 
 def _alive(pid: int) -> bool:
@@ -219,7 +210,6 @@ class Worker:
             context = launch.context_for(ex_row, task_row, action,
                                          save_ref=lambda ref: self._save_ref(item, ref))
             ok, output, info, retryable = launch.run(instance, context)
-        ok, output, info = bounded_output(ok, output, info)
 
         def attempt() -> Tx | None:
             with self.store.begin() as conn:

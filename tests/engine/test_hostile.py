@@ -375,3 +375,31 @@ wf:
     with runner.store.connect() as conn:
         runs = conn.execute(select(schema.action_executions.c.runs)).scalars().all()
     assert runs == [1]  # recorded on the first run, not run again after its lease
+
+
+def test_an_action_result_over_the_limit_fails_its_task_and_is_not_stored(runner, monkeypatch):
+    """A real HTTP server answers more than the result limit: the action fails and
+    nothing of the answer is stored."""
+    from tests.httpcount import CountingServer
+
+    monkeypatch.setattr(bounds.LIMITS, "max_result_bytes", 10_000)
+    with CountingServer() as server:
+        out = runner.run(f"""
+version: '2.0'
+wf:
+  tasks:
+    call:
+      action: std.http
+      input:
+        url: {server.url}/big
+        method: POST
+        json: [<% 'x' * 6000 %>, <% 'y' * 6000 %>]
+""")
+    assert out["state"] == "ERROR"
+    assert "the action's result is over the limit of 10,000 bytes" in \
+        runner.task(out, "call")["state_info"]
+    with runner.store.connect() as conn:
+        outputs = conn.execute(select(schema.action_executions.c.output)).scalars().all()
+        stored = conn.execute(select(schema.executions.c.stored_bytes)).scalar()
+    assert outputs == [None]
+    assert stored < 10_000
