@@ -220,13 +220,9 @@ def interrupt(idents, why: str = "shutdown") -> int:
 
 # --- the caller's side -----------------------------------------------------------------
 
-@dataclass
-class _LockScope:
-    memo: dict = field(default_factory=dict)
-
-
-_scope: ContextVar[_LockScope | None] = ContextVar("orchestrator_expression_lock_scope",
-                                                   default=None)
+# While outside_lock runs its attempt: the results of the slow expressions it
+# evaluated outside, by key: (True, value) or (False, ExpressionError).
+_memo: ContextVar[dict | None] = ContextVar("orchestrator_expression_memo", default=None)
 _inside = threading.local()
 
 
@@ -242,11 +238,11 @@ def guarded(fn: Callable[[], Any], key: Callable[[], str], functions: Any = None
     expression as shown in an error."""
     if getattr(_inside, "entry", None) is not None:  # nested: the outer guard applies
         return fn()
-    scope = _scope.get()
-    if scope is not None and scope.memo:
-        k = key()
-        if k in scope.memo:
-            ok, value = scope.memo[k]
+    memo = _memo.get()
+    if memo:
+        found = memo.get(key())
+        if found is not None:
+            ok, value = found
             if ok:
                 return value
             raise value
@@ -256,7 +252,7 @@ def guarded(fn: Callable[[], Any], key: Callable[[], str], functions: Any = None
         clock = time.pthread_getcpuclockid(ident)
     except (AttributeError, OSError):
         clock = None
-    entry = _Entry(ident, clock, _cpu(clock), LIMITS.inline_seconds if scope else None,
+    entry = _Entry(ident, clock, _cpu(clock), LIMITS.inline_seconds if memo is not None else None,
                    LIMITS.cpu_seconds)
     with _lock:
         _active[ident] = entry
@@ -308,27 +304,26 @@ def outside_lock(attempt: Callable[[], Any], detach: Callable[[Any], Any],
     functions that read the store without the transaction. ``on_slow()``, when
     given and true, means the caller changed how ``attempt`` works (it leaves the
     work to the engine): it is simply run again."""
-    scope = _LockScope()
+    memo: dict = {}
     for _ in range(100):
-        token = _scope.set(scope)
+        token = _memo.set(memo)
         try:
             return attempt()
         except SlowExpression as slow:
             pending = slow
         finally:
-            _scope.reset(token)
+            _memo.reset(token)
         if on_slow is not None and on_slow():
             continue
         # The transaction was rolled back: evaluate with no lock held, then run again.
+        key = pending.key
         with detach(pending.functions) as functions:
             if pending.functions is not None and functions is not None:
                 _rebind.fns = functions
             try:
-                key = pending.key
-                scope.memo[key] = (True, guarded(pending.run, lambda k=key: k,
-                                                 label=pending.label))
+                memo[key] = (True, guarded(pending.run, lambda k=key: k, label=pending.label))
             except ExpressionError as e:
-                scope.memo[pending.key] = (False, e)
+                memo[key] = (False, e)
             finally:
                 _rebind.fns = None
     raise ExpressionError("", "too many slow expressions in one step")
