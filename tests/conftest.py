@@ -4,7 +4,9 @@ between tests), and a helper that runs a workflow to its end."""
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
@@ -72,6 +74,28 @@ def empty(store: Store) -> None:
     with store.begin() as conn:
         names = ", ".join(t.name for t in metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@contextmanager
+def holding_write_lock(store: Store):
+    """A thread holds a write transaction on ``store`` (as an engine step does)
+    until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store.begin() as conn:
+            conn.execute(text("UPDATE work SET held = held"))
+            holding.set()
+            release.wait(120)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    try:
+        assert holding.wait(30), "the writer did not start"
+        yield
+    finally:
+        release.set()
+        t.join(30)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import text
+
+from tests.conftest import holding_write_lock
 
 READS = ["/v2/workbooks", "/v2/workflows", "/v2/workflows/hello", "/v2/actions",
          "/v2/actions/std.noop", "/v2/environments", "/v2/environments/staging",
@@ -25,32 +26,17 @@ def test_every_read_answers_while_a_writer_holds_the_lock(api, store):
     api.call("POST", "/v2/workflows", yaml=HELLO)
     api.post("/v2/environments", {"name": "staging", "variables": {"a": 1}})
     ready = threading.Event()
-    holding, release = threading.Event(), threading.Event()
+    answers: dict = {}
 
-    def hold():
-        with store.begin() as conn:
-            conn.execute(text("UPDATE work SET held = held"))
-            holding.set()
-            release.wait(120)
+    def read_all():
+        for path in READS:
+            answers[path] = api.get(path).status_code
+        r = api.call("POST", "/v2/workflows/validate", yaml=HELLO)
+        answers["validate"] = r.status_code
+        ready.set()
 
-    t = threading.Thread(target=hold, daemon=True)
-    t.start()
-    try:
-        assert holding.wait(30)
-        answers: dict = {}
-
-        def read_all():
-            for path in READS:
-                answers[path] = api.get(path).status_code
-            r = api.call("POST", "/v2/workflows/validate", yaml=HELLO)
-            answers["validate"] = r.status_code
-            ready.set()
-
-        reader = threading.Thread(target=read_all, daemon=True)
-        reader.start()
+    with holding_write_lock(store):
+        threading.Thread(target=read_all, daemon=True).start()
         # The writer still holds its transaction: every read must answer anyway.
         assert ready.wait(60), f"reads waited for the writer; answered so far: {answers}"
-        assert set(answers.values()) == {200}, answers
-    finally:
-        release.set()
-        t.join(30)
+    assert set(answers.values()) == {200}, answers

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from orchestrator.dsl import bounds
 from orchestrator.engine import dataflow, steps
 from orchestrator.store import schema
+from tests.conftest import holding_write_lock
 
 
 @pytest.fixture
@@ -199,18 +200,7 @@ wf:
 
 def test_reads_do_not_wait_for_a_writer(sqlite_store):
     """On SQLite a reader never waits for a step's write transaction (WAL)."""
-    holding, release = threading.Event(), threading.Event()
-
-    def writer():
-        with sqlite_store.begin() as conn:
-            conn.execute(text("UPDATE work SET held = held"))
-            holding.set()
-            release.wait(30)
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        assert holding.wait(30)
+    with holding_write_lock(sqlite_store):
         done = threading.Event()
 
         def reader():
@@ -218,13 +208,9 @@ def test_reads_do_not_wait_for_a_writer(sqlite_store):
                 conn.execute(select(schema.executions.c.id)).all()
             done.set()
 
-        r = threading.Thread(target=reader, daemon=True)
-        r.start()
+        threading.Thread(target=reader, daemon=True).start()
         # The writer still holds its transaction: the read must finish anyway.
         assert done.wait(30), "a read waited for the writer"
-    finally:
-        release.set()
-        t.join()
 
 
 @pytest.fixture
